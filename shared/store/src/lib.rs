@@ -1,0 +1,42 @@
+//! Storage for the workflow runner: the domain model, the [`Store`] port, and its two
+//! backends, DynamoDB (the seed's single-table design) and SQLite (embedded).
+//!
+//! Invariants every backend keeps (the conformance suite checks each one):
+//! 1. Every state change is a conditional write; a lost condition writes nothing and
+//!    returns [`StoreError::Conflict`].
+//! 2. [`Store::commit_step`] is all-or-nothing.
+//! 3. Every item carries a `ttl`, so nothing outlives its run for ever.
+//! 4. Run listings are newest first, with opaque cursors, for every filter.
+
+mod error;
+mod ids;
+mod keys;
+mod model;
+mod records;
+mod sqlite;
+mod store;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+pub use error::{ItemKind, StoreError};
+pub use ids::{MAX_ID_LEN, RunId, StateKey, StepId, WorkflowId};
+pub use model::{
+    ErrorInfo, Lease, RunRecord, RunStatus, StateEntry, StepExecution, StepOutput, StepStatus,
+    WorkflowRun, now_millis, to_millis,
+};
+pub use records::MAX_PAYLOAD_BYTES;
+pub use sqlite::SqliteStore;
+
+#[cfg(test)]
+mod sqlite_conformance {
+    async fn fresh_store() -> Box<dyn crate::Store> {
+        Box::new(crate::SqliteStore::in_memory(crate::Retention::default()).unwrap())
+    }
+
+    crate::conformance_suite!(fresh_store);
+}
+pub use store::{
+    Cursor, MAX_PAGE_SIZE, MAX_SUCCESSORS_PER_COMMIT, NewRun, NewStep, Page, Retention, RunQuery,
+    RunTransition, StepClaim, StepCommit, StepOutcome, StepTransition, Store, Successor,
+};

@@ -1,0 +1,339 @@
+//! Builds the records a write produces and checks the write's expectation, for backends
+//! that read, decide and write inside one local transaction (SQLite). The DynamoDB backend
+//! expresses the same rules as condition and update expressions; the conformance suite
+//! keeps the two in step.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{ItemKind, StoreError};
+use crate::ids::RunId;
+use crate::model::{Lease, RunStatus, StepExecution, StepStatus, WorkflowRun, to_millis};
+use crate::store::{
+    NewRun, NewStep, Retention, RunTransition, StepClaim, StepCommit, StepOutcome, StepTransition,
+    Successor,
+};
+
+pub(crate) fn step_key(run_id: &RunId, step_id: &crate::ids::StepId) -> String {
+    format!("{run_id}/{step_id}")
+}
+
+fn conflict(kind: ItemKind, key: String, reason: &'static str) -> StoreError {
+    StoreError::Conflict { kind, key, reason }
+}
+
+pub(crate) fn new_run(run: &NewRun, retention: &Retention) -> WorkflowRun {
+    let created_at = to_millis(run.created_at);
+    WorkflowRun {
+        run_id: run.run_id,
+        workflow_id: run.workflow_id.clone(),
+        workflow_version: run.workflow_version.clone(),
+        status: run.status,
+        total_steps: run.total_steps,
+        completed_steps: 0,
+        created_at,
+        started_at: (run.status == RunStatus::Running).then_some(created_at),
+        completed_at: None,
+        updated_at: created_at,
+        input: run.input.clone(),
+        output: None,
+        error: None,
+        resource_id: run.resource_id.clone(),
+        tags: run.tags.clone(),
+        idempotency_key: run.idempotency_key.clone(),
+        retention_days: run.retention_days,
+        version: 1,
+        ttl: retention.open_run_ttl(created_at),
+    }
+}
+
+pub(crate) fn new_step(
+    run_id: &RunId,
+    step: &NewStep,
+    at: DateTime<Utc>,
+    retention: &Retention,
+) -> StepExecution {
+    let at = to_millis(at);
+    StepExecution {
+        run_id: *run_id,
+        step_id: step.step_id.clone(),
+        execution_index: step.execution_index,
+        status: step.status,
+        attempt: 1,
+        lease: None,
+        parents_total: step.parents_total,
+        parents_done: BTreeSet::new(),
+        not_before: step.not_before.map(to_millis),
+        waiting_for: None,
+        created_at: at,
+        started_at: None,
+        completed_at: None,
+        updated_at: at,
+        duration_ms: None,
+        error: None,
+        ttl: retention.child_ttl(at),
+    }
+}
+
+pub(crate) fn transitioned_run(
+    current: &WorkflowRun,
+    transition: &RunTransition,
+    retention: &Retention,
+) -> Result<WorkflowRun, StoreError> {
+    let key = current.run_id.to_string();
+    if current.status != transition.expected_status {
+        return Err(conflict(
+            ItemKind::Run,
+            key,
+            "status differs from the expected status",
+        ));
+    }
+    if current.version != transition.expected_version {
+        return Err(conflict(
+            ItemKind::Run,
+            key,
+            "version differs from the expected version",
+        ));
+    }
+    let at = to_millis(transition.at);
+    let mut run = current.clone();
+    run.status = transition.status;
+    run.updated_at = at;
+    run.version += 1;
+    if transition.status == RunStatus::Running && run.started_at.is_none() {
+        run.started_at = Some(at);
+    }
+    if transition.status.is_terminal() {
+        run.completed_at = Some(at);
+        run.ttl = retention.finished_run_ttl(at, run.retention_days);
+    } else {
+        // A redriven run is open again: back to the open-run expiry.
+        run.completed_at = None;
+        run.ttl = retention.open_run_ttl(run.created_at);
+    }
+    if transition.output.is_some() {
+        run.output.clone_from(&transition.output);
+    }
+    run.error.clone_from(&transition.error);
+    Ok(run)
+}
+
+pub(crate) fn claimed_step(
+    current: &StepExecution,
+    claim: &StepClaim,
+) -> Result<StepExecution, StoreError> {
+    let key = step_key(&claim.run_id, &claim.step_id);
+    if current.attempt != claim.attempt {
+        return Err(conflict(
+            ItemKind::Step,
+            key,
+            "attempt differs from the claimed attempt",
+        ));
+    }
+    let claimable = match current.status {
+        StepStatus::Ready | StepStatus::Retrying => true,
+        StepStatus::Running => current
+            .lease
+            .as_ref()
+            .is_none_or(|lease| lease.until < claim.now),
+        _ => false,
+    };
+    if !claimable {
+        return Err(conflict(
+            ItemKind::Step,
+            key,
+            "step is leased or not claimable",
+        ));
+    }
+    let now = to_millis(claim.now);
+    let mut step = current.clone();
+    step.status = StepStatus::Running;
+    step.lease = Some(Lease {
+        owner: claim.owner.clone(),
+        until: to_millis(claim.lease_until),
+    });
+    step.started_at = step.started_at.or(Some(now));
+    step.updated_at = now;
+    Ok(step)
+}
+
+pub(crate) fn transitioned_step(
+    current: &StepExecution,
+    transition: &StepTransition,
+) -> Result<StepExecution, StoreError> {
+    if !transition.from.contains(&current.status) {
+        return Err(conflict(
+            ItemKind::Step,
+            step_key(&transition.run_id, &transition.step_id),
+            "step is not in one of the expected statuses",
+        ));
+    }
+    let at = to_millis(transition.at);
+    let mut step = current.clone();
+    step.status = transition.status;
+    if let Some(attempt) = transition.attempt {
+        step.attempt = attempt;
+    }
+    step.not_before = transition.not_before.map(to_millis);
+    step.waiting_for.clone_from(&transition.waiting_for);
+    step.error.clone_from(&transition.error);
+    step.lease = None;
+    step.updated_at = at;
+    if transition.status.is_terminal() {
+        step.completed_at = Some(at);
+    }
+    Ok(step)
+}
+
+/// Checks the commit's lease and returns the step as the commit leaves it.
+pub(crate) fn committed_step(
+    current: &StepExecution,
+    commit: &StepCommit,
+) -> Result<StepExecution, StoreError> {
+    let holds_lease = current.status == StepStatus::Running
+        && current.attempt == commit.attempt
+        && current
+            .lease
+            .as_ref()
+            .is_some_and(|lease| lease.owner == commit.lease_owner);
+    if !holds_lease {
+        return Err(conflict(
+            ItemKind::Step,
+            step_key(&commit.run_id, &commit.step_id),
+            "the lease was lost: another worker claimed or finished the step",
+        ));
+    }
+    let at = to_millis(commit.at);
+    let mut step = current.clone();
+    step.status = commit.outcome.status();
+    step.lease = None;
+    step.updated_at = at;
+    step.duration_ms = Some(commit.duration_ms);
+    step.not_before = None;
+    step.waiting_for = None;
+    match &commit.outcome {
+        StepOutcome::Completed { .. } | StepOutcome::Skipped | StepOutcome::Cancelled => {
+            step.completed_at = Some(at);
+        }
+        StepOutcome::Failed { error } => {
+            step.completed_at = Some(at);
+            step.error = Some(error.clone());
+        }
+        StepOutcome::Retrying { error, not_before } => {
+            step.error = Some(error.clone());
+            step.attempt += 1;
+            step.not_before = Some(to_millis(*not_before));
+        }
+        StepOutcome::Waiting { until, signal } => {
+            step.not_before = until.map(to_millis);
+            step.waiting_for.clone_from(signal);
+        }
+    }
+    Ok(step)
+}
+
+/// The successor as the commit leaves it, or `None` if the parent is already recorded.
+pub(crate) fn successor_after(
+    existing: Option<&StepExecution>,
+    commit: &StepCommit,
+    successor: &Successor,
+    retention: &Retention,
+) -> Option<StepExecution> {
+    let at = to_millis(commit.at);
+    let mut step = match existing {
+        Some(step) if step.parents_done.contains(&commit.step_id) => return None,
+        Some(step) => step.clone(),
+        None => new_step(
+            &commit.run_id,
+            &NewStep {
+                step_id: successor.step_id.clone(),
+                execution_index: successor.execution_index,
+                status: StepStatus::Pending,
+                parents_total: successor.parents_total,
+                not_before: None,
+            },
+            at,
+            retention,
+        ),
+    };
+    step.parents_done.insert(commit.step_id.clone());
+    step.updated_at = at;
+    let all_done = u32::try_from(step.parents_done.len()).unwrap_or(u32::MAX) >= step.parents_total;
+    if step.status == StepStatus::Pending && all_done {
+        step.status = StepStatus::Ready;
+    }
+    Some(step)
+}
+
+pub(crate) fn progressed_run(
+    current: &WorkflowRun,
+    commit: &StepCommit,
+) -> Result<WorkflowRun, StoreError> {
+    if current.status.is_terminal() {
+        return Err(conflict(
+            ItemKind::Run,
+            current.run_id.to_string(),
+            "the run has already ended",
+        ));
+    }
+    let mut run = current.clone();
+    run.completed_steps = run.completed_steps.saturating_add(commit.completed_steps);
+    run.updated_at = to_millis(commit.at);
+    run.version += 1;
+    Ok(run)
+}
+
+/// Checks a commit's shape before any backend work.
+pub(crate) fn validate_commit(commit: &StepCommit) -> Result<(), StoreError> {
+    if commit.successors.len() > crate::store::MAX_SUCCESSORS_PER_COMMIT {
+        return Err(StoreError::TooLarge {
+            what: "successor list of one commit",
+            size: commit.successors.len(),
+            limit: crate::store::MAX_SUCCESSORS_PER_COMMIT,
+        });
+    }
+    let mut seen = BTreeSet::new();
+    for successor in &commit.successors {
+        if successor.step_id == commit.step_id || !seen.insert(&successor.step_id) {
+            return Err(StoreError::InvalidInput {
+                field: "successors",
+                reason: format!(
+                    "step {} is listed twice or is the step itself",
+                    successor.step_id
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the initial steps of a new run have distinct ids.
+pub(crate) fn validate_new_steps(steps: &[NewStep]) -> Result<(), StoreError> {
+    let mut seen = BTreeSet::new();
+    for step in steps {
+        if !seen.insert(&step.step_id) {
+            return Err(StoreError::InvalidInput {
+                field: "steps",
+                reason: format!("step {} is listed twice", step.step_id),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Largest payload (input, output or state value) accepted, in bytes of compact JSON.
+/// DynamoDB items max out at 400 KB; this leaves room for the other attributes.
+pub const MAX_PAYLOAD_BYTES: usize = 350 * 1024;
+
+/// Fails with `TooLarge` if `value`'s JSON exceeds [`MAX_PAYLOAD_BYTES`].
+pub(crate) fn check_payload(what: &'static str, json: &str) -> Result<(), StoreError> {
+    if json.len() > MAX_PAYLOAD_BYTES {
+        return Err(StoreError::TooLarge {
+            what,
+            size: json.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,612 @@
+//! The embedded backend: SQLite (bundled) in a file or in memory, for the `wf` CLI and
+//! fast tests. Same semantics as DynamoDB: each operation runs in one SQLite transaction
+//! that reads, checks the expectation and writes, so a failed expectation writes nothing.
+//!
+//! Calls hold a mutex over one connection for the few microseconds a statement takes; the
+//! embedded store serves one process, so this is simpler and faster than a pool.
+
+mod schema;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::Cursor;
+use crate::error::{ItemKind, StoreError};
+use crate::ids::{RunId, StateKey, StepId};
+use crate::keys;
+use crate::model::{RunRecord, StateEntry, StepExecution, StepOutput, WorkflowRun, to_millis};
+use crate::records::{self, check_payload, step_key};
+use crate::store::{
+    NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit, StepOutcome,
+    StepTransition, Store,
+};
+
+/// A [`Store`] on SQLite.
+#[derive(Debug)]
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+    retention: Retention,
+}
+
+fn db_error(error: rusqlite::Error) -> StoreError {
+    let retryable = matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    StoreError::backend("sqlite call failed", retryable, error)
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::backend("could not encode an item as JSON", false, e))
+}
+
+fn decode<T: DeserializeOwned>(kind: ItemKind, body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::corrupt(kind, "body", e.to_string()))
+}
+
+fn not_found(kind: ItemKind, key: String) -> StoreError {
+    StoreError::NotFound { kind, key }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a database file.
+    pub fn open(path: impl AsRef<Path>, retention: Retention) -> Result<Self, StoreError> {
+        Self::init(Connection::open(path).map_err(db_error)?, retention)
+    }
+
+    /// A private in-memory database, gone when the store is dropped.
+    pub fn in_memory(retention: Retention) -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(db_error)?, retention)
+    }
+
+    fn init(connection: Connection, retention: Retention) -> Result<Self, StoreError> {
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db_error)?;
+        connection.execute_batch(schema::SCHEMA).map_err(db_error)?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+            retention,
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.connection.lock().map_err(|_| StoreError::Backend {
+            message: "sqlite connection mutex poisoned by an earlier panic".to_owned(),
+            retryable: false,
+            source: None,
+        })
+    }
+
+    /// Runs `work` in one transaction; commits only if it returns `Ok`.
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.lock()?;
+        let tx = connection.transaction().map_err(db_error)?;
+        let value = work(&tx)?;
+        tx.commit().map_err(db_error)?;
+        Ok(value)
+    }
+
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let connection = self.lock()?;
+        work(&connection)
+    }
+}
+
+fn get_body(
+    connection: &Connection,
+    sql: &str,
+    run_id: &RunId,
+    second_key: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let run = run_id.to_string();
+    let result = match second_key {
+        Some(key) => connection
+            .query_row(sql, params![run, key], |row| row.get(0))
+            .optional(),
+        None => connection
+            .query_row(sql, params![run], |row| row.get(0))
+            .optional(),
+    };
+    result.map_err(db_error)
+}
+
+fn find_run(connection: &Connection, run_id: &RunId) -> Result<Option<WorkflowRun>, StoreError> {
+    get_body(
+        connection,
+        "SELECT body FROM runs WHERE run_id = ?1",
+        run_id,
+        None,
+    )?
+    .map(|body| decode(ItemKind::Run, &body))
+    .transpose()
+}
+
+fn load_run(connection: &Connection, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+    find_run(connection, run_id)?.ok_or_else(|| not_found(ItemKind::Run, run_id.to_string()))
+}
+
+fn find_step(
+    connection: &Connection,
+    run_id: &RunId,
+    step_id: &StepId,
+) -> Result<Option<StepExecution>, StoreError> {
+    get_body(
+        connection,
+        "SELECT body FROM steps WHERE run_id = ?1 AND step_id = ?2",
+        run_id,
+        Some(step_id.as_str()),
+    )?
+    .map(|body| decode(ItemKind::Step, &body))
+    .transpose()
+}
+
+fn load_step(
+    connection: &Connection,
+    run_id: &RunId,
+    step_id: &StepId,
+) -> Result<StepExecution, StoreError> {
+    find_step(connection, run_id, step_id)?
+        .ok_or_else(|| not_found(ItemKind::Step, step_key(run_id, step_id)))
+}
+
+fn put_run(connection: &Connection, run: &WorkflowRun) -> Result<(), StoreError> {
+    connection
+        .execute(
+            "INSERT INTO runs (run_id, workflow_id, status, resource_id, sort_key, body, ttl)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (run_id) DO UPDATE SET status = excluded.status,
+                 body = excluded.body, ttl = excluded.ttl",
+            params![
+                run.run_id.to_string(),
+                run.workflow_id.as_str(),
+                run.status.as_str(),
+                run.resource_id,
+                keys::listing_sort_key(run.created_at, &run.run_id),
+                encode(run)?,
+                run.ttl,
+            ],
+        )
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn put_step(connection: &Connection, step: &StepExecution) -> Result<(), StoreError> {
+    connection
+        .execute(
+            "INSERT OR REPLACE INTO steps (run_id, step_id, body, ttl) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                step.run_id.to_string(),
+                step.step_id.as_str(),
+                encode(step)?,
+                step.ttl
+            ],
+        )
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn insert_output(connection: &Connection, output: &StepOutput) -> Result<(), StoreError> {
+    let exists = get_body(
+        connection,
+        "SELECT body FROM outputs WHERE run_id = ?1 AND step_id = ?2",
+        &output.run_id,
+        Some(output.step_id.as_str()),
+    )?
+    .is_some();
+    if exists {
+        return Err(StoreError::Conflict {
+            kind: ItemKind::Output,
+            key: step_key(&output.run_id, &output.step_id),
+            reason: "the step already has an output",
+        });
+    }
+    connection
+        .execute(
+            "INSERT INTO outputs (run_id, step_id, body, ttl) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                output.run_id.to_string(),
+                output.step_id.as_str(),
+                encode(output)?,
+                output.ttl
+            ],
+        )
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn decode_all<T: DeserializeOwned>(
+    connection: &Connection,
+    kind: ItemKind,
+    sql: &str,
+    run_id: &RunId,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = connection.prepare_cached(sql).map_err(db_error)?;
+    let bodies = statement
+        .query_map(params![run_id.to_string()], |row| row.get::<_, String>(0))
+        .map_err(db_error)?;
+    bodies
+        .map(|body| decode(kind, &body.map_err(db_error)?))
+        .collect()
+}
+
+fn new_output(
+    run_id: &RunId,
+    step_id: &StepId,
+    output: &Value,
+    at: DateTime<Utc>,
+    retention: &Retention,
+) -> Result<StepOutput, StoreError> {
+    check_payload("output", &encode(output)?)?;
+    let at = to_millis(at);
+    Ok(StepOutput {
+        run_id: *run_id,
+        step_id: step_id.clone(),
+        output: output.clone(),
+        created_at: at,
+        ttl: retention.child_ttl(at),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_run(&self, run: &NewRun, steps: &[NewStep]) -> Result<WorkflowRun, StoreError> {
+        check_payload("input", &encode(&run.input)?)?;
+        records::validate_new_steps(steps)?;
+        let record = records::new_run(run, &self.retention);
+        self.write(|tx| {
+            if find_run(tx, &run.run_id)?.is_some() {
+                return Err(StoreError::Conflict {
+                    kind: ItemKind::Run,
+                    key: run.run_id.to_string(),
+                    reason: "the run already exists",
+                });
+            }
+            put_run(tx, &record)?;
+            for step in steps {
+                put_step(
+                    tx,
+                    &records::new_step(&run.run_id, step, run.created_at, &self.retention),
+                )?;
+            }
+            Ok(record.clone())
+        })
+    }
+
+    async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        self.read(|c| load_run(c, run_id))
+    }
+
+    async fn transition_run(
+        &self,
+        run_id: &RunId,
+        transition: &RunTransition,
+    ) -> Result<WorkflowRun, StoreError> {
+        if let Some(output) = &transition.output {
+            check_payload("output", &encode(output)?)?;
+        }
+        self.write(|tx| {
+            let run =
+                records::transitioned_run(&load_run(tx, run_id)?, transition, &self.retention)?;
+            put_run(tx, &run)?;
+            Ok(run)
+        })
+    }
+
+    async fn create_step(
+        &self,
+        run_id: &RunId,
+        step: &NewStep,
+        at: DateTime<Utc>,
+    ) -> Result<StepExecution, StoreError> {
+        self.write(|tx| {
+            load_run(tx, run_id)?;
+            if find_step(tx, run_id, &step.step_id)?.is_some() {
+                return Err(StoreError::Conflict {
+                    kind: ItemKind::Step,
+                    key: step_key(run_id, &step.step_id),
+                    reason: "the step already exists",
+                });
+            }
+            let record = records::new_step(run_id, step, at, &self.retention);
+            put_step(tx, &record)?;
+            Ok(record)
+        })
+    }
+
+    async fn get_step(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+    ) -> Result<StepExecution, StoreError> {
+        self.read(|c| load_step(c, run_id, step_id))
+    }
+
+    async fn list_steps(&self, run_id: &RunId) -> Result<Vec<StepExecution>, StoreError> {
+        self.read(|c| {
+            decode_all(
+                c,
+                ItemKind::Step,
+                "SELECT body FROM steps WHERE run_id = ?1 ORDER BY step_id",
+                run_id,
+            )
+        })
+    }
+
+    async fn claim_step(&self, claim: &StepClaim) -> Result<StepExecution, StoreError> {
+        self.write(|tx| {
+            let step =
+                records::claimed_step(&load_step(tx, &claim.run_id, &claim.step_id)?, claim)?;
+            put_step(tx, &step)?;
+            Ok(step)
+        })
+    }
+
+    async fn transition_step(
+        &self,
+        transition: &StepTransition,
+    ) -> Result<StepExecution, StoreError> {
+        self.write(|tx| {
+            let current = load_step(tx, &transition.run_id, &transition.step_id)?;
+            let step = records::transitioned_step(&current, transition)?;
+            put_step(tx, &step)?;
+            Ok(step)
+        })
+    }
+
+    async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
+        records::validate_commit(commit)?;
+        let output = match &commit.outcome {
+            StepOutcome::Completed { output } => Some(new_output(
+                &commit.run_id,
+                &commit.step_id,
+                output,
+                commit.at,
+                &self.retention,
+            )?),
+            _ => None,
+        };
+        self.write(|tx| {
+            // Same order as the DynamoDB transaction: step, output, successors, run.
+            let step =
+                records::committed_step(&load_step(tx, &commit.run_id, &commit.step_id)?, commit)?;
+            put_step(tx, &step)?;
+            if let Some(output) = &output {
+                insert_output(tx, output)?;
+            }
+            for successor in &commit.successors {
+                let existing = find_step(tx, &commit.run_id, &successor.step_id)?;
+                if let Some(next) =
+                    records::successor_after(existing.as_ref(), commit, successor, &self.retention)
+                {
+                    put_step(tx, &next)?;
+                }
+            }
+            let run = records::progressed_run(&load_run(tx, &commit.run_id)?, commit)?;
+            put_run(tx, &run)
+        })
+    }
+
+    async fn save_output(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+        output: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let record = new_output(run_id, step_id, output, at, &self.retention)?;
+        self.write(|tx| insert_output(tx, &record))
+    }
+
+    async fn load_output(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+    ) -> Result<Option<StepOutput>, StoreError> {
+        self.read(|c| {
+            get_body(
+                c,
+                "SELECT body FROM outputs WHERE run_id = ?1 AND step_id = ?2",
+                run_id,
+                Some(step_id.as_str()),
+            )?
+            .map(|body| decode(ItemKind::Output, &body))
+            .transpose()
+        })
+    }
+
+    async fn load_outputs(
+        &self,
+        run_id: &RunId,
+        step_ids: &[StepId],
+    ) -> Result<Vec<StepOutput>, StoreError> {
+        let mut outputs = Vec::with_capacity(step_ids.len());
+        for step_id in step_ids {
+            if let Some(output) = self.load_output(run_id, step_id).await? {
+                outputs.push(output);
+            }
+        }
+        Ok(outputs)
+    }
+
+    async fn set_state(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        value: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        check_payload("value", &encode(value)?)?;
+        let at = to_millis(at);
+        let entry = StateEntry {
+            run_id: *run_id,
+            key: key.clone(),
+            value: value.clone(),
+            updated_at: at,
+            ttl: self.retention.child_ttl(at),
+        };
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO state (run_id, key, body, ttl) VALUES (?1, ?2, ?3, ?4)",
+                params![run_id.to_string(), key.as_str(), encode(&entry)?, entry.ttl],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    async fn get_state(&self, run_id: &RunId, key: &StateKey) -> Result<Option<Value>, StoreError> {
+        self.read(|c| {
+            get_body(
+                c,
+                "SELECT body FROM state WHERE run_id = ?1 AND key = ?2",
+                run_id,
+                Some(key.as_str()),
+            )?
+            .map(|body| decode::<StateEntry>(ItemKind::State, &body).map(|e| e.value))
+            .transpose()
+        })
+    }
+
+    async fn delete_state(&self, run_id: &RunId, key: &StateKey) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let deleted = tx
+                .execute(
+                    "DELETE FROM state WHERE run_id = ?1 AND key = ?2",
+                    params![run_id.to_string(), key.as_str()],
+                )
+                .map_err(db_error)?;
+            Ok(deleted > 0)
+        })
+    }
+
+    async fn all_state(&self, run_id: &RunId) -> Result<Vec<StateEntry>, StoreError> {
+        self.read(|c| {
+            decode_all(
+                c,
+                ItemKind::State,
+                "SELECT body FROM state WHERE run_id = ?1 ORDER BY key",
+                run_id,
+            )
+        })
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<WorkflowRun>, StoreError> {
+        let limit = query.page_size()?;
+        let lower = query
+            .created_from
+            .map_or_else(String::new, keys::listing_lower_bound);
+        let mut upper = query
+            .created_to
+            .map_or_else(|| "~".to_owned(), keys::listing_upper_bound);
+        let cursor_key = query.cursor.as_ref().map(Cursor::sort_key).transpose()?;
+        if let Some(key) = &cursor_key {
+            upper = upper.min(key.clone());
+        }
+        self.read(|c| {
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT body FROM runs
+                     WHERE (?1 IS NULL OR workflow_id = ?1)
+                       AND (?2 IS NULL OR status = ?2)
+                       AND (?3 IS NULL OR resource_id = ?3)
+                       AND sort_key >= ?4 AND sort_key <= ?5
+                     ORDER BY sort_key DESC",
+                )
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map(
+                    params![
+                        query.workflow_id.as_ref().map(|w| w.as_str()),
+                        query.status.map(|s| s.as_str()),
+                        query.resource_id,
+                        lower,
+                        upper,
+                    ],
+                    |row| row.get::<_, String>(0),
+                )
+                .map_err(db_error)?;
+            let mut items = Vec::new();
+            let mut more = false;
+            for body in rows {
+                let run: WorkflowRun = decode(ItemKind::Run, &body.map_err(db_error)?)?;
+                let key = keys::listing_sort_key(run.created_at, &run.run_id);
+                if cursor_key.as_ref() == Some(&key) || !query.matches(&run) {
+                    continue;
+                }
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                items.push(run);
+            }
+            let next = more
+                .then(|| {
+                    items
+                        .last()
+                        .map(|r| Cursor::after(&keys::listing_sort_key(r.created_at, &r.run_id)))
+                })
+                .flatten();
+            Ok(Page { items, next })
+        })
+    }
+
+    async fn export_run(&self, run_id: &RunId) -> Result<RunRecord, StoreError> {
+        self.read(|c| {
+            Ok(RunRecord {
+                run: load_run(c, run_id)?,
+                steps: decode_all(
+                    c,
+                    ItemKind::Step,
+                    "SELECT body FROM steps WHERE run_id = ?1 ORDER BY step_id",
+                    run_id,
+                )?,
+                outputs: decode_all(
+                    c,
+                    ItemKind::Output,
+                    "SELECT body FROM outputs WHERE run_id = ?1 ORDER BY step_id",
+                    run_id,
+                )?,
+                state: decode_all(
+                    c,
+                    ItemKind::State,
+                    "SELECT body FROM state WHERE run_id = ?1 ORDER BY key",
+                    run_id,
+                )?,
+            })
+        })
+    }
+
+    async fn delete_run(&self, run_id: &RunId) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let id = run_id.to_string();
+            let mut deleted = 0;
+            for sql in [
+                "DELETE FROM steps WHERE run_id = ?1",
+                "DELETE FROM outputs WHERE run_id = ?1",
+                "DELETE FROM state WHERE run_id = ?1",
+                "DELETE FROM runs WHERE run_id = ?1",
+            ] {
+                deleted += tx.execute(sql, params![id]).map_err(db_error)?;
+            }
+            if deleted == 0 {
+                return Err(not_found(ItemKind::Run, id));
+            }
+            Ok(())
+        })
+    }
+}
