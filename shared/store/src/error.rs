@@ -98,7 +98,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// A stable snake_case code for logs and API responses. Never renamed once shipped.
+    /// A stable `snake_case` code for logs and API responses. Never renamed once shipped.
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "not_found",

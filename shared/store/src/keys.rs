@@ -79,11 +79,6 @@ pub(crate) fn parse_listing_sort_key(key: &str) -> Option<(i64, RunId)> {
     Some((millis.parse().ok()?, RunId::parse(run_id).ok()?))
 }
 
-/// The step id in a step, output or state sort key with the given prefix.
-pub(crate) fn strip_prefix<'a>(sk: &'a str, prefix: &str) -> Option<&'a str> {
-    sk.strip_prefix(prefix)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

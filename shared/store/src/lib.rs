@@ -8,6 +8,7 @@
 //! 3. Every item carries a `ttl`, so nothing outlives its run for ever.
 //! 4. Run listings are newest first, with opaque cursors, for every filter.
 
+mod dynamodb;
 mod error;
 mod ids;
 mod keys;
@@ -19,6 +20,7 @@ mod store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use dynamodb::{CapacityTotals, DynamoDbStore};
 pub use error::{ItemKind, StoreError};
 pub use ids::{MAX_ID_LEN, RunId, StateKey, StepId, WorkflowId};
 pub use model::{
@@ -28,15 +30,17 @@ pub use model::{
 pub use records::MAX_PAYLOAD_BYTES;
 pub use sqlite::SqliteStore;
 
+pub use store::{
+    Cursor, MAX_PAGE_SIZE, MAX_SUCCESSORS_PER_COMMIT, NewRun, NewStep, Page, Retention, RunQuery,
+    RunTransition, StepClaim, StepCommit, StepOutcome, StepTransition, Store, Successor,
+};
+
 #[cfg(test)]
 mod sqlite_conformance {
+    #[expect(clippy::unused_async, reason = "the suite's factories are async")]
     async fn fresh_store() -> Box<dyn crate::Store> {
         Box::new(crate::SqliteStore::in_memory(crate::Retention::default()).unwrap())
     }
 
     crate::conformance_suite!(fresh_store);
 }
-pub use store::{
-    Cursor, MAX_PAGE_SIZE, MAX_SUCCESSORS_PER_COMMIT, NewRun, NewStep, Page, Retention, RunQuery,
-    RunTransition, StepClaim, StepCommit, StepOutcome, StepTransition, Store, Successor,
-};

@@ -1,5 +1,5 @@
 //! The domain model: runs, step executions, outputs and run-scoped state, as every backend
-//! stores them. JSON is camelCase; statuses are SCREAMING_SNAKE_CASE, as in the seed.
+//! stores them. JSON is camelCase; statuses are `SCREAMING_SNAKE_CASE`, as in the seed.
 //!
 //! Times are UTC with millisecond precision (what the backends keep); `ttl` is epoch seconds,
 //! the unit DynamoDB's TTL reads.

@@ -531,8 +531,8 @@ impl Store for SqliteStore {
             let rows = statement
                 .query_map(
                     params![
-                        query.workflow_id.as_ref().map(|w| w.as_str()),
-                        query.status.map(|s| s.as_str()),
+                        query.workflow_id.as_ref().map(crate::WorkflowId::as_str),
+                        query.status.map(crate::RunStatus::as_str),
                         query.resource_id,
                         lower,
                         upper,

@@ -1,0 +1,1005 @@
+//! The DynamoDB backend: the seed's single table (see `keys`), every state change a
+//! conditional write, one `TransactWriteItems` per step commit.
+//!
+//! Reliability: throttling is retried by the SDK's standard retry strategy (exponential
+//! backoff with jitter, see [`DynamoDbStore::connect`]); unprocessed batch items and
+//! contended transactions are retried here with full-jitter backoff. Items are sized before
+//! they are sent, so no request can fail on the 400 KB limit. Every request asks for its
+//! consumed capacity, and [`DynamoDbStore::capacity`] reports running totals.
+
+mod capacity;
+mod expr;
+mod item;
+mod query;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, DeleteRequest, KeysAndAttributes, Put, ReturnConsumedCapacity,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
+};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub use capacity::CapacityTotals;
+use capacity::{Capacity, OpKind};
+use expr::Expr;
+use item::{Item, millis, n, s};
+
+use crate::error::{ItemKind, StoreError};
+use crate::ids::{RunId, StateKey, StepId};
+use crate::keys;
+use crate::model::{
+    RunRecord, RunStatus, StateEntry, StepExecution, StepOutput, StepStatus, WorkflowRun, to_millis,
+};
+use crate::records::{self, check_payload, step_key};
+use crate::store::{
+    NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit, StepOutcome,
+    StepTransition, Store, Successor,
+};
+
+/// Most actions in one `TransactWriteItems` call.
+const MAX_TRANSACTION_ACTIONS: usize = 100;
+/// Most keys in one `BatchGetItem` call.
+const MAX_BATCH_GET: usize = 100;
+/// Most requests in one `BatchWriteItem` call.
+const MAX_BATCH_WRITE: usize = 25;
+/// How often a contended operation is tried before giving up with a retryable error.
+const MAX_TRIES: u32 = 8;
+
+/// A [`crate::Store`] on one DynamoDB table with the seed's keys and two GSIs.
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+    retention: Retention,
+    capacity: Arc<Capacity>,
+}
+
+/// Sleeps for a full-jitter exponential backoff: uniform in `[0, min(2 s, 25 ms * 2^try)]`.
+pub(crate) async fn backoff(attempt: u32) {
+    let cap_ms = 25_u64.saturating_mul(1 << attempt.min(10)).min(2_000);
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=cap_ms))).await;
+}
+
+/// Maps an SDK error: throttling to `Throttled`, transport and server faults to a retryable
+/// `Backend` error, the rest to a permanent one.
+fn sdk_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let code = error.code();
+    if matches!(
+        code,
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+        )
+    ) {
+        return StoreError::Throttled;
+    }
+    let retryable = matches!(
+        error,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    ) || matches!(code, Some("InternalServerError" | "ServiceUnavailable"));
+    StoreError::backend(format!("DynamoDB {operation} failed"), retryable, error)
+}
+
+fn status_values<I: IntoIterator<Item = &'static str>>(statuses: I) -> Vec<AttributeValue> {
+    statuses.into_iter().map(s).collect()
+}
+
+/// Why a transaction was cancelled, per action.
+enum Cancelled {
+    /// The action at this index failed its condition; the old item, if it existed.
+    Condition(usize, bool),
+    /// Contention or throttling: try again.
+    Transient,
+}
+
+fn cancellation(
+    error: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
+) -> Option<Cancelled> {
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) =
+        error.as_service_error()?
+    else {
+        return None;
+    };
+    let reasons = cancelled.cancellation_reasons();
+    if let Some((index, reason)) = reasons
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+    {
+        return Some(Cancelled::Condition(index, reason.item().is_some()));
+    }
+    reasons
+        .iter()
+        .any(|r| matches!(r.code(), Some("TransactionConflict" | "ThrottlingError")))
+        .then_some(Cancelled::Transient)
+}
+
+impl DynamoDbStore {
+    /// A store on `table` using an existing client.
+    pub fn new(client: Client, table: impl Into<String>, retention: Retention) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention,
+            capacity: Arc::default(),
+        }
+    }
+
+    /// Loads the AWS configuration the standard way (credential chain, region,
+    /// `AWS_ENDPOINT_URL` for DynamoDB Local) with up to 8 attempts per request, and opens
+    /// `table`.
+    pub async fn connect(table: impl Into<String>, retention: Retention) -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
+            .load()
+            .await;
+        Self::new(Client::new(&config), table, retention)
+    }
+
+    /// Read and write units consumed so far by this store (and its clones).
+    pub fn capacity(&self) -> CapacityTotals {
+        self.capacity.totals()
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        self.capacity
+            .record(OpKind::Read, output.consumed_capacity());
+        Ok(output.item)
+    }
+
+    /// A `PutItem`, conditional when `condition` is given; `false` if the condition failed.
+    async fn put_item(&self, item: Item, condition: Option<&Expr>) -> Result<bool, StoreError> {
+        item::check_item_size(&item)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.and_then(Expr::condition_expression))
+            .set_expression_attribute_names(condition.and_then(Expr::names))
+            .set_expression_attribute_values(condition.and_then(Expr::values))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                self.capacity
+                    .record(OpKind::Write, output.consumed_capacity());
+                Ok(true)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("PutItem", e)),
+        }
+    }
+
+    /// A conditional `UpdateItem` returning the new item; `Conflict` if the condition fails
+    /// on an existing item, `NotFound` if there is no item.
+    async fn update_item(
+        &self,
+        key: Item,
+        expr: &Expr,
+        kind: ItemKind,
+        id: String,
+        reason: &'static str,
+    ) -> Result<Item, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .set_update_expression(expr.update_expression())
+            .set_condition_expression(expr.condition_expression())
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                self.capacity.record(OpKind::Write, output.consumed_capacity());
+                output.attributes.ok_or_else(|| StoreError::Backend {
+                    message: "UpdateItem returned no attributes".to_owned(),
+                    retryable: false,
+                    source: None,
+                })
+            }
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    if failed.item().is_some() {
+                        Err(StoreError::Conflict { kind, key: id, reason })
+                    } else {
+                        Err(StoreError::NotFound { kind, key: id })
+                    }
+                }
+                _ => Err(sdk_error("UpdateItem", e)),
+            },
+        }
+    }
+
+    async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>>
+    {
+        let output = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await?;
+        self.capacity
+            .record_all(OpKind::Write, output.consumed_capacity());
+        Ok(())
+    }
+
+    /// Strongly consistent reads of many keys, retrying unprocessed keys.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_BATCH_GET) {
+            let mut pending = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::backend("could not build BatchGetItem keys", false, e))?;
+            for attempt in 0.. {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, pending)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem", e))?;
+                self.capacity
+                    .record_all(OpKind::Read, output.consumed_capacity());
+                if let Some(mut responses) = output.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                match output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                {
+                    Some(rest) if !rest.keys().is_empty() => {
+                        if attempt >= MAX_TRIES {
+                            return Err(StoreError::Throttled);
+                        }
+                        pending = rest;
+                        backoff(attempt).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes many keys, retrying unprocessed requests.
+    async fn batch_delete(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in keys.chunks(MAX_BATCH_WRITE) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| {
+                    DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                        .map_err(|e| {
+                            StoreError::backend("could not build a DeleteRequest", false, e)
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            for attempt in 0.. {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchWriteItem", e))?;
+                self.capacity
+                    .record_all(OpKind::Write, output.consumed_capacity());
+                match output
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                {
+                    Some(rest) if !rest.is_empty() => {
+                        if attempt >= MAX_TRIES {
+                            return Err(StoreError::Throttled);
+                        }
+                        pending = rest;
+                        backoff(attempt).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every item of a run's partition whose sort key starts with `prefix` (all pages).
+    async fn query_partition(&self, run_id: &RunId, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", s(keys::run_pk(run_id)))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            self.capacity
+                .record(OpKind::Read, output.consumed_capacity());
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    fn put_action(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        item::check_item_size(&item)?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::backend("could not build a Put", false, e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn update_action(&self, key: Item, expr: &Expr) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .set_update_expression(expr.update_expression())
+            .set_condition_expression(expr.condition_expression())
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::backend("could not build an Update", false, e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The commit's action on one successor, or `None` if it already knows this parent.
+    fn successor_action(
+        &self,
+        existing: Option<&StepExecution>,
+        commit: &StepCommit,
+        successor: &Successor,
+    ) -> Result<Option<TransactWriteItem>, StoreError> {
+        let Some(next) = records::successor_after(existing, commit, successor, &self.retention)
+        else {
+            return Ok(None);
+        };
+        let Some(current) = existing else {
+            return self
+                .put_action(item::step_item(&next)?, Some("attribute_not_exists(PK)"))
+                .map(Some);
+        };
+        // Only if nobody changed the successor since we read it: its status and the
+        // number of parents recorded (the set only grows).
+        let mut expr = Expr::default();
+        expr.add(
+            "parentsDone",
+            AttributeValue::Ss(vec![commit.step_id.to_string()]),
+        )
+        .set("status", s(next.status.as_str()))
+        .set("updatedAt", millis(next.updated_at))
+        .require_eq("status", s(current.status.as_str()));
+        let done = expr.name("parentsDone");
+        if current.parents_done.is_empty() {
+            expr.condition(format!("attribute_not_exists({done})"));
+        } else {
+            let count = expr.value(n(current.parents_done.len()));
+            expr.condition(format!("size({done}) = {count}"));
+        }
+        self.update_action(item::step_key(&commit.run_id, &successor.step_id), &expr)
+            .map(Some)
+    }
+
+    fn commit_step_update(&self, commit: &StepCommit) -> Result<TransactWriteItem, StoreError> {
+        let at = to_millis(commit.at);
+        let mut expr = Expr::default();
+        expr.set("status", s(commit.outcome.status().as_str()))
+            .set("updatedAt", millis(at))
+            .set("durationMs", n(commit.duration_ms))
+            .remove("leaseOwner")
+            .remove("leaseUntil")
+            .require_eq("status", s(StepStatus::Running.as_str()))
+            .require_eq("attempt", n(commit.attempt))
+            .require_eq("leaseOwner", s(commit.lease_owner.clone()));
+        match &commit.outcome {
+            StepOutcome::Completed { .. } | StepOutcome::Skipped | StepOutcome::Cancelled => {
+                expr.set("completedAt", millis(at))
+                    .remove("notBefore")
+                    .remove("waitingFor");
+            }
+            StepOutcome::Failed { error } => {
+                expr.set("completedAt", millis(at))
+                    .set("error", item::json(error)?)
+                    .remove("notBefore")
+                    .remove("waitingFor");
+            }
+            StepOutcome::Retrying { error, not_before } => {
+                expr.set("error", item::json(error)?)
+                    .set("notBefore", millis(to_millis(*not_before)))
+                    .set("attempt", n(commit.attempt.saturating_add(1)))
+                    .remove("waitingFor");
+            }
+            StepOutcome::Waiting { until, signal } => {
+                expr.set_or_remove("notBefore", until.map(|u| millis(to_millis(u))))
+                    .set_or_remove("waitingFor", signal.clone().map(s));
+            }
+        }
+        self.update_action(item::step_key(&commit.run_id, &commit.step_id), &expr)
+    }
+
+    fn commit_run_update(&self, commit: &StepCommit) -> Result<TransactWriteItem, StoreError> {
+        let mut expr = Expr::default();
+        expr.add("completedSteps", n(commit.completed_steps))
+            .add("version", n(1))
+            .set("updatedAt", millis(to_millis(commit.at)))
+            .require_in(
+                "status",
+                status_values([
+                    RunStatus::Pending.as_str(),
+                    RunStatus::Running.as_str(),
+                    RunStatus::Waiting.as_str(),
+                ]),
+            );
+        self.update_action(item::run_key(&commit.run_id), &expr)
+    }
+
+    fn new_output(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+        output: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<Item, StoreError> {
+        let record = StepOutput {
+            run_id: *run_id,
+            step_id: step_id.clone(),
+            output: output.clone(),
+            created_at: to_millis(at),
+            ttl: self.retention.child_ttl(at),
+        };
+        let encoded = item::output_item(&record)?;
+        if let Some(AttributeValue::S(text)) = encoded.get("output") {
+            check_payload("output", text)?;
+        }
+        item::check_item_size(&encoded)?;
+        Ok(encoded)
+    }
+}
+
+fn conflict(kind: ItemKind, key: String, reason: &'static str) -> StoreError {
+    StoreError::Conflict { kind, key, reason }
+}
+
+#[async_trait]
+impl Store for DynamoDbStore {
+    async fn create_run(&self, run: &NewRun, steps: &[NewStep]) -> Result<WorkflowRun, StoreError> {
+        records::validate_new_steps(steps)?;
+        let record = records::new_run(run, &self.retention);
+        let run_item = item::run_item(&record)?;
+        if let Some(AttributeValue::S(input)) = run_item.get("input") {
+            check_payload("input", input)?;
+        }
+        item::check_item_size(&run_item)?;
+        if steps.len() + 1 > MAX_TRANSACTION_ACTIONS {
+            return Err(StoreError::TooLarge {
+                what: "initial step list",
+                size: steps.len(),
+                limit: MAX_TRANSACTION_ACTIONS - 1,
+            });
+        }
+        let exists = || {
+            conflict(
+                ItemKind::Run,
+                run.run_id.to_string(),
+                "the run already exists",
+            )
+        };
+        if steps.is_empty() {
+            // A single conditional put costs half a transaction.
+            return if self.put_item(run_item, Some(&Expr::absent())).await? {
+                Ok(record)
+            } else {
+                Err(exists())
+            };
+        }
+        let mut actions = vec![self.put_action(run_item, Some("attribute_not_exists(PK)"))?];
+        for step in steps {
+            let step = records::new_step(&run.run_id, step, run.created_at, &self.retention);
+            actions
+                .push(self.put_action(item::step_item(&step)?, Some("attribute_not_exists(PK)"))?);
+        }
+        match self.transact(actions).await {
+            Ok(()) => Ok(record),
+            Err(e) => match cancellation(&e) {
+                Some(Cancelled::Condition(..)) => Err(exists()),
+                Some(Cancelled::Transient) => Err(StoreError::Throttled),
+                None => Err(sdk_error("TransactWriteItems", e)),
+            },
+        }
+    }
+
+    async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        match self.get_item(item::run_key(run_id)).await? {
+            Some(found) => item::run_from_item(&found),
+            None => Err(StoreError::NotFound {
+                kind: ItemKind::Run,
+                key: run_id.to_string(),
+            }),
+        }
+    }
+
+    async fn transition_run(
+        &self,
+        run_id: &RunId,
+        transition: &RunTransition,
+    ) -> Result<WorkflowRun, StoreError> {
+        // Read, decide, then write the whole item back only if status and version are
+        // still what we read: one read and one write unit, and the same rules as SQLite.
+        let current = self.get_run(run_id).await?;
+        let next = records::transitioned_run(&current, transition, &self.retention)?;
+        let encoded = item::run_item(&next)?;
+        if let Some(AttributeValue::S(text)) = encoded.get("output") {
+            check_payload("output", text)?;
+        }
+        let mut expr = Expr::default();
+        expr.require_eq("status", s(current.status.as_str()))
+            .require_eq("version", n(current.version));
+        if self.put_item(encoded, Some(&expr)).await? {
+            Ok(next)
+        } else {
+            Err(conflict(
+                ItemKind::Run,
+                run_id.to_string(),
+                "status or version changed concurrently",
+            ))
+        }
+    }
+
+    async fn create_step(
+        &self,
+        run_id: &RunId,
+        step: &NewStep,
+        at: DateTime<Utc>,
+    ) -> Result<StepExecution, StoreError> {
+        let record = records::new_step(run_id, step, at, &self.retention);
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(item::run_key(run_id)))
+            .condition_expression("attribute_exists(PK)")
+            .build()
+            .map_err(|e| StoreError::backend("could not build a ConditionCheck", false, e))?;
+        let actions = vec![
+            TransactWriteItem::builder().condition_check(check).build(),
+            self.put_action(item::step_item(&record)?, Some("attribute_not_exists(PK)"))?,
+        ];
+        match self.transact(actions).await {
+            Ok(()) => Ok(record),
+            Err(e) => match cancellation(&e) {
+                Some(Cancelled::Condition(0, _)) => Err(StoreError::NotFound {
+                    kind: ItemKind::Run,
+                    key: run_id.to_string(),
+                }),
+                Some(Cancelled::Condition(..)) => Err(conflict(
+                    ItemKind::Step,
+                    step_key(run_id, &step.step_id),
+                    "the step already exists",
+                )),
+                Some(Cancelled::Transient) => Err(StoreError::Throttled),
+                None => Err(sdk_error("TransactWriteItems", e)),
+            },
+        }
+    }
+
+    async fn get_step(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+    ) -> Result<StepExecution, StoreError> {
+        match self.get_item(item::step_key(run_id, step_id)).await? {
+            Some(found) => item::step_from_item(&found),
+            None => Err(StoreError::NotFound {
+                kind: ItemKind::Step,
+                key: step_key(run_id, step_id),
+            }),
+        }
+    }
+
+    async fn list_steps(&self, run_id: &RunId) -> Result<Vec<StepExecution>, StoreError> {
+        self.query_partition(run_id, keys::STEP_PREFIX)
+            .await?
+            .iter()
+            .map(item::step_from_item)
+            .collect()
+    }
+
+    async fn claim_step(&self, claim: &StepClaim) -> Result<StepExecution, StoreError> {
+        let now = to_millis(claim.now);
+        let mut expr = Expr::default();
+        expr.set("status", s(StepStatus::Running.as_str()))
+            .set("leaseOwner", s(claim.owner.clone()))
+            .set("leaseUntil", millis(to_millis(claim.lease_until)))
+            .set_if_absent("startedAt", millis(now))
+            .set("updatedAt", millis(now))
+            .require_eq("attempt", n(claim.attempt));
+        let (status, lease_until) = (expr.name("status"), expr.name("leaseUntil"));
+        let (ready, retrying, running, now_value) = (
+            expr.value(s(StepStatus::Ready.as_str())),
+            expr.value(s(StepStatus::Retrying.as_str())),
+            expr.value(s(StepStatus::Running.as_str())),
+            expr.value(millis(now)),
+        );
+        expr.condition(format!(
+            "({status} IN ({ready}, {retrying}) OR ({status} = {running} AND \
+             (attribute_not_exists({lease_until}) OR {lease_until} < {now_value})))"
+        ));
+        let updated = self
+            .update_item(
+                item::step_key(&claim.run_id, &claim.step_id),
+                &expr,
+                ItemKind::Step,
+                step_key(&claim.run_id, &claim.step_id),
+                "step is leased, at another attempt or not claimable",
+            )
+            .await?;
+        item::step_from_item(&updated)
+    }
+
+    async fn transition_step(
+        &self,
+        transition: &StepTransition,
+    ) -> Result<StepExecution, StoreError> {
+        let at = to_millis(transition.at);
+        let mut expr = Expr::default();
+        expr.set("status", s(transition.status.as_str()))
+            .set("updatedAt", millis(at))
+            .set_or_remove(
+                "notBefore",
+                transition.not_before.map(|t| millis(to_millis(t))),
+            )
+            .set_or_remove("waitingFor", transition.waiting_for.clone().map(s))
+            .set_or_remove(
+                "error",
+                transition.error.as_ref().map(item::json).transpose()?,
+            )
+            .remove("leaseOwner")
+            .remove("leaseUntil")
+            .require_in(
+                "status",
+                transition
+                    .from
+                    .iter()
+                    .map(|status| s(status.as_str()))
+                    .collect(),
+            );
+        if let Some(attempt) = transition.attempt {
+            expr.set("attempt", n(attempt));
+        }
+        if transition.status.is_terminal() {
+            expr.set("completedAt", millis(at));
+        }
+        let updated = self
+            .update_item(
+                item::step_key(&transition.run_id, &transition.step_id),
+                &expr,
+                ItemKind::Step,
+                step_key(&transition.run_id, &transition.step_id),
+                "step is not in one of the expected statuses",
+            )
+            .await?;
+        item::step_from_item(&updated)
+    }
+
+    async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
+        records::validate_commit(commit)?;
+        let output = match &commit.outcome {
+            StepOutcome::Completed { output } => {
+                Some(self.new_output(&commit.run_id, &commit.step_id, output, commit.at)?)
+            }
+            _ => None,
+        };
+        let step_id = step_key(&commit.run_id, &commit.step_id);
+        for attempt in 0..MAX_TRIES {
+            let successor_keys = commit
+                .successors
+                .iter()
+                .map(|succ| item::step_key(&commit.run_id, &succ.step_id))
+                .collect();
+            let existing: HashMap<StepId, StepExecution> = self
+                .batch_get(successor_keys)
+                .await?
+                .iter()
+                .map(|found| item::step_from_item(found).map(|step| (step.step_id.clone(), step)))
+                .collect::<Result<_, _>>()?;
+            // Order matters for error mapping: step, output, successors, run.
+            let mut actions = vec![self.commit_step_update(commit)?];
+            let output_index = output.as_ref().map(|_| actions.len());
+            if let Some(output) = &output {
+                actions.push(self.put_action(output.clone(), Some("attribute_not_exists(PK)"))?);
+            }
+            for successor in &commit.successors {
+                if let Some(action) =
+                    self.successor_action(existing.get(&successor.step_id), commit, successor)?
+                {
+                    actions.push(action);
+                }
+            }
+            let run_index = actions.len();
+            actions.push(self.commit_run_update(commit)?);
+            let result = self.transact(actions).await;
+            let Err(error) = result else {
+                return Ok(());
+            };
+            match cancellation(&error) {
+                Some(Cancelled::Condition(0, true)) => {
+                    return Err(conflict(
+                        ItemKind::Step,
+                        step_id,
+                        "the lease was lost: another worker claimed or finished the step",
+                    ));
+                }
+                Some(Cancelled::Condition(0, false)) => {
+                    return Err(StoreError::NotFound {
+                        kind: ItemKind::Step,
+                        key: step_id,
+                    });
+                }
+                Some(Cancelled::Condition(index, _)) if Some(index) == output_index => {
+                    return Err(conflict(
+                        ItemKind::Output,
+                        step_id,
+                        "the step already has an output",
+                    ));
+                }
+                Some(Cancelled::Condition(index, exists)) if index == run_index => {
+                    return Err(if exists {
+                        conflict(
+                            ItemKind::Run,
+                            commit.run_id.to_string(),
+                            "the run has already ended",
+                        )
+                    } else {
+                        StoreError::NotFound {
+                            kind: ItemKind::Run,
+                            key: commit.run_id.to_string(),
+                        }
+                    });
+                }
+                // A successor changed under us (a sibling parent committed): read again.
+                Some(Cancelled::Condition(..) | Cancelled::Transient) => backoff(attempt).await,
+                None => return Err(sdk_error("TransactWriteItems", error)),
+            }
+        }
+        Err(StoreError::Backend {
+            message: format!("commit of step {step_id} stayed contended after {MAX_TRIES} tries"),
+            retryable: true,
+            source: None,
+        })
+    }
+
+    async fn save_output(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+        output: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let encoded = self.new_output(run_id, step_id, output, at)?;
+        if self.put_item(encoded, Some(&Expr::absent())).await? {
+            Ok(())
+        } else {
+            Err(conflict(
+                ItemKind::Output,
+                step_key(run_id, step_id),
+                "the step already has an output",
+            ))
+        }
+    }
+
+    async fn load_output(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+    ) -> Result<Option<StepOutput>, StoreError> {
+        self.get_item(item::output_key(run_id, step_id))
+            .await?
+            .map(|found| item::output_from_item(&found))
+            .transpose()
+    }
+
+    async fn load_outputs(
+        &self,
+        run_id: &RunId,
+        step_ids: &[StepId],
+    ) -> Result<Vec<StepOutput>, StoreError> {
+        let keys = step_ids
+            .iter()
+            .map(|id| item::output_key(run_id, id))
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .iter()
+            .map(item::output_from_item)
+            .collect()
+    }
+
+    async fn set_state(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        value: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = to_millis(at);
+        let entry = StateEntry {
+            run_id: *run_id,
+            key: key.clone(),
+            value: value.clone(),
+            updated_at: at,
+            ttl: self.retention.child_ttl(at),
+        };
+        let encoded = item::state_item(&entry)?;
+        if let Some(AttributeValue::S(text)) = encoded.get("value") {
+            check_payload("value", text)?;
+        }
+        self.put_item(encoded, None).await.map(|_| ())
+    }
+
+    async fn get_state(&self, run_id: &RunId, key: &StateKey) -> Result<Option<Value>, StoreError> {
+        self.get_item(item::state_key(run_id, key))
+            .await?
+            .map(|found| item::state_from_item(&found).map(|entry| entry.value))
+            .transpose()
+    }
+
+    async fn delete_state(&self, run_id: &RunId, key: &StateKey) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(item::state_key(run_id, key)))
+            .return_values(ReturnValue::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteItem", e))?;
+        self.capacity
+            .record(OpKind::Write, output.consumed_capacity());
+        Ok(output.attributes.is_some_and(|old| !old.is_empty()))
+    }
+
+    async fn all_state(&self, run_id: &RunId) -> Result<Vec<StateEntry>, StoreError> {
+        self.query_partition(run_id, keys::STATE_PREFIX)
+            .await?
+            .iter()
+            .map(item::state_from_item)
+            .collect()
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<WorkflowRun>, StoreError> {
+        query::list_runs(self, query).await
+    }
+
+    async fn export_run(&self, run_id: &RunId) -> Result<RunRecord, StoreError> {
+        let run_sk = keys::run_sk(run_id);
+        let mut run = None;
+        let (mut steps, mut outputs, mut state) = (Vec::new(), Vec::new(), Vec::new());
+        for found in self.query_partition(run_id, "").await? {
+            let Some(AttributeValue::S(sk)) = found.get("SK") else {
+                continue;
+            };
+            if *sk == run_sk {
+                run = Some(item::run_from_item(&found)?);
+            } else if sk.starts_with(keys::STEP_PREFIX) {
+                steps.push(item::step_from_item(&found)?);
+            } else if sk.starts_with(keys::OUTPUT_PREFIX) {
+                outputs.push(item::output_from_item(&found)?);
+            } else if sk.starts_with(keys::STATE_PREFIX) {
+                state.push(item::state_from_item(&found)?);
+            }
+        }
+        let run = run.ok_or_else(|| StoreError::NotFound {
+            kind: ItemKind::Run,
+            key: run_id.to_string(),
+        })?;
+        Ok(RunRecord {
+            run,
+            steps,
+            outputs,
+            state,
+        })
+    }
+
+    async fn delete_run(&self, run_id: &RunId) -> Result<(), StoreError> {
+        let items = self.query_partition(run_id, "").await?;
+        if items.is_empty() {
+            return Err(StoreError::NotFound {
+                kind: ItemKind::Run,
+                key: run_id.to_string(),
+            });
+        }
+        let run_sk = keys::run_sk(run_id);
+        let (run, children): (Vec<Item>, Vec<Item>) = items
+            .into_iter()
+            .map(|found| {
+                found
+                    .into_iter()
+                    .filter(|(name, _)| name == "PK" || name == "SK")
+                    .collect::<Item>()
+            })
+            .partition(|key| key.get("SK") == Some(&s(run_sk.clone())));
+        // Children first, the run item last: an interrupted delete leaves the run findable.
+        self.batch_delete(children).await?;
+        if !run.is_empty() {
+            let delete = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(item::run_key(run_id)))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| sdk_error("DeleteItem", e))?;
+            self.capacity
+                .record(OpKind::Write, delete.consumed_capacity());
+        }
+        Ok(())
+    }
+}
