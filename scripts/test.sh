@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what it needs (Java 17, DynamoDB
+# Local 2.6.1, the aws CLI), then runs every test of the workspace. The store's
+# conformance suite runs against the embedded SQLite backend and against DynamoDB Local,
+# which the tests start themselves on a free port and stop afterwards.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/install-test-deps.sh
+# Debug info doubles build time and disk for the AWS SDK crates; tests don't need it.
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
+started=$(date +%s)
+cargo test --workspace --locked "$@"
+echo "test suite wall time: $(( $(date +%s) - started ))s"

