@@ -34,14 +34,25 @@ fn text(output: &Output) -> String {
 
 async fn assert_seed_table(endpoint: &str, table: &str) {
     let client = dynamodb_client(endpoint).await;
-    let described = client.describe_table().table_name(table).send().await.unwrap();
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
     let t = described.table.unwrap();
     let keys: Vec<_> = t
         .key_schema()
         .iter()
         .map(|k| (k.attribute_name().to_owned(), k.key_type().clone()))
         .collect();
-    assert_eq!(keys, [("PK".to_owned(), KeyType::Hash), ("SK".to_owned(), KeyType::Range)]);
+    assert_eq!(
+        keys,
+        [
+            ("PK".to_owned(), KeyType::Hash),
+            ("SK".to_owned(), KeyType::Range)
+        ]
+    );
     let mut attributes: Vec<_> = t
         .attribute_definitions()
         .iter()
@@ -51,7 +62,10 @@ async fn assert_seed_table(endpoint: &str, table: &str) {
         })
         .collect();
     attributes.sort();
-    assert_eq!(attributes, ["GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "PK", "SK"]);
+    assert_eq!(
+        attributes,
+        ["GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "PK", "SK"]
+    );
     assert_eq!(
         t.billing_mode_summary().and_then(|b| b.billing_mode()),
         Some(&BillingMode::PayPerRequest)
@@ -59,7 +73,10 @@ async fn assert_seed_table(endpoint: &str, table: &str) {
     assert_eq!(t.deletion_protection_enabled(), Some(true));
     let stream = t.stream_specification().unwrap();
     assert!(stream.stream_enabled());
-    assert_eq!(stream.stream_view_type(), Some(&StreamViewType::NewAndOldImages));
+    assert_eq!(
+        stream.stream_view_type(),
+        Some(&StreamViewType::NewAndOldImages)
+    );
     let mut indexes: Vec<_> = t.global_secondary_indexes().iter().collect();
     indexes.sort_by_key(|i| i.index_name().map(str::to_owned));
     assert_eq!(indexes.len(), 2);
@@ -99,13 +116,25 @@ async fn script_creates_the_seed_table_and_is_idempotent() {
     let local = require_dynamodb();
     let table = unique_table_name("script");
     let first = run_script(local.endpoint(), Some(&table));
-    assert!(first.status.success(), "first run failed:\n{}", text(&first));
+    assert!(
+        first.status.success(),
+        "first run failed:\n{}",
+        text(&first)
+    );
     assert!(text(&first).contains(&format!("creating table {table}")));
     assert_seed_table(local.endpoint(), &table).await;
 
     let second = run_script(local.endpoint(), Some(&table));
-    assert!(second.status.success(), "second run failed:\n{}", text(&second));
-    assert!(text(&second).contains("already exists"), "{}", text(&second));
+    assert!(
+        second.status.success(),
+        "second run failed:\n{}",
+        text(&second)
+    );
+    assert!(
+        text(&second).contains("already exists"),
+        "{}",
+        text(&second)
+    );
     assert_seed_table(local.endpoint(), &table).await;
 }
 

@@ -9,7 +9,9 @@ async fn fresh_store() -> Box<DynamoDbStore> {
     let local = require_dynamodb();
     let client = dynamodb_client(local.endpoint()).await;
     let table = unique_table_name("conformance");
-    create_table(&client, &table).await.expect("create the test table");
+    create_table(&client, &table)
+        .await
+        .expect("create the test table");
     Box::new(DynamoDbStore::new(client, table, Retention::default()))
 }
 

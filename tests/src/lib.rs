@@ -20,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
 
@@ -93,7 +93,8 @@ fn ensure_installed() -> Result<PathBuf, HarnessError> {
 }
 
 fn free_port() -> Result<u16, HarnessError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| fail(format!("no free port: {e}")))?;
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| fail(format!("no free port: {e}")))?;
     listener
         .local_addr()
         .map(|a| a.port())
@@ -205,7 +206,10 @@ pub fn shared() -> Result<&'static DynamoDbLocal, HarnessError> {
 }
 
 /// The shared instance; a test that calls this fails if DynamoDB Local cannot start.
-#[expect(clippy::panic, reason = "test harness: a missing emulator must fail the test, never skip it")]
+#[expect(
+    clippy::panic,
+    reason = "test harness: a missing emulator must fail the test, never skip it"
+)]
 pub fn require_dynamodb() -> &'static DynamoDbLocal {
     match shared() {
         Ok(local) => local,
@@ -249,7 +253,11 @@ fn index(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, Harness
         .index_name(name)
         .key_schema(key(pk, KeyType::Hash)?)
         .key_schema(key(sk, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()
         .map_err(|e| fail(e.to_string()))
 }
