@@ -1,5 +1,11 @@
 //! `scripts/create-dynamodb-table.sh` against DynamoDB Local: it creates the seed's table
-//! (checked with DescribeTable and DescribeTimeToLive), and a second run is a no-op.
+//! (checked with `DescribeTable` and `DescribeTimeToLive`), and a second run is a no-op.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failed expectation must fail the test"
+)]
 
 use std::process::{Command, Output};
 

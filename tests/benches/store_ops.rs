@@ -1,7 +1,13 @@
 //! Store benchmark: latency per operation on SQLite (in memory) and DynamoDB Local, and
 //! the DynamoDB read and write units each operation consumed, as DynamoDB reported them.
 //! Writes `target/bench/store-ops.json`. Run: `cargo bench -p wf-integration-tests --bench store_ops`.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark binary")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss,
+    reason = "benchmark binary: failures should abort it loudly"
+)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

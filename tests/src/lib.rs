@@ -125,7 +125,14 @@ fn answers(port: u16) -> bool {
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+    lines
+        .iter()
+        .rev()
+        .take(20)
+        .rev()
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl DynamoDbLocal {
@@ -206,6 +213,10 @@ pub fn shared() -> Result<&'static DynamoDbLocal, HarnessError> {
 }
 
 /// The shared instance; a test that calls this fails if DynamoDB Local cannot start.
+///
+/// # Panics
+///
+/// When DynamoDB Local cannot be installed or started: the test must fail, not skip.
 #[expect(
     clippy::panic,
     reason = "test harness: a missing emulator must fail the test, never skip it"
