@@ -31,6 +31,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@cases $factory;
             run_round_trips_with_every_field,
             creating_a_run_twice_conflicts,
+            idempotency_key_is_reserved_once,
             missing_items_are_not_found,
             concurrent_transitions_exactly_one_wins,
             stale_transition_conflicts_and_finishing_sets_retention,
@@ -185,6 +186,42 @@ pub async fn creating_a_run_twice_conflicts(store: &dyn Store) {
             .unwrap_err()
             .is_not_found()
     );
+}
+
+pub async fn idempotency_key_is_reserved_once(store: &dyn Store) {
+    let mut first = new_run("orders", t(0));
+    first.idempotency_key = Some("order-1-submit".into());
+    let created = store.create_run(&first, &[ready("a", 0)]).await.unwrap();
+    assert_eq!(created.idempotency_key.as_deref(), Some("order-1-submit"));
+    let mut retry = new_run("orders", t(5));
+    retry.idempotency_key = first.idempotency_key.clone();
+    match store.create_run(&retry, &[ready("a", 0)]).await {
+        Err(StoreError::IdempotencyKeyUsed { run_id, key }) => {
+            assert_eq!(run_id, first.run_id);
+            assert_eq!(key, "order-1-submit");
+        }
+        other => panic!("expected IdempotencyKeyUsed, got {other:?}"),
+    }
+    assert!(
+        store
+            .get_run(&retry.run_id)
+            .await
+            .unwrap_err()
+            .is_not_found(),
+        "nothing partial"
+    );
+    // Deleting the run frees its key.
+    store.delete_run(&first.run_id).await.unwrap();
+    store.create_run(&retry, &[]).await.unwrap();
+    let mut bad = new_run("orders", t(9));
+    bad.idempotency_key = Some(String::new());
+    assert!(matches!(
+        store.create_run(&bad, &[]).await,
+        Err(StoreError::InvalidInput {
+            field: "idempotencyKey",
+            ..
+        })
+    ));
 }
 
 pub async fn missing_items_are_not_found(store: &dyn Store) {

@@ -50,6 +50,14 @@ pub enum StoreError {
         /// Which expectation failed.
         reason: &'static str,
     },
+    /// A run was already started with this idempotency key; `run_id` is that run.
+    #[error("idempotency key {key:?} was already used by run {run_id}")]
+    IdempotencyKeyUsed {
+        /// The key.
+        key: String,
+        /// The run that holds it.
+        run_id: crate::ids::RunId,
+    },
     /// An argument is invalid; `field` names it.
     #[error("invalid {field}: {reason}")]
     InvalidInput {
@@ -103,6 +111,7 @@ impl StoreError {
         match self {
             Self::NotFound { .. } => "not_found",
             Self::Conflict { .. } => "conflict",
+            Self::IdempotencyKeyUsed { .. } => "idempotency_key_used",
             Self::InvalidInput { .. } => "invalid_input",
             Self::TooLarge { .. } => "too_large",
             Self::Corrupt { .. } => "corrupt_item",
@@ -172,6 +181,13 @@ mod tests {
                     reason: "x",
                 },
                 "conflict",
+            ),
+            (
+                StoreError::IdempotencyKeyUsed {
+                    key: "k".into(),
+                    run_id: crate::ids::RunId::generate(),
+                },
+                "idempotency_key_used",
             ),
             (
                 StoreError::InvalidInput {

@@ -46,6 +46,11 @@ pub(crate) fn state_sk(key: &StateKey) -> String {
     format!("{STATE_PREFIX}{key}")
 }
 
+/// Partition and sort key of the item that reserves an idempotency key for one run.
+pub(crate) fn idempotency_key(key: &str) -> String {
+    format!("IDEMPOTENCY#{key}")
+}
+
 pub(crate) fn workflow_partition(workflow_id: &WorkflowId) -> String {
     format!("WORKFLOW#{workflow_id}")
 }

@@ -308,6 +308,24 @@ pub(crate) fn validate_commit(commit: &StepCommit) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Longest idempotency key accepted, in bytes.
+pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Checks the parts of a new run that are not typed: the idempotency key.
+pub(crate) fn validate_new_run(run: &NewRun) -> Result<(), StoreError> {
+    if let Some(key) = &run.idempotency_key
+        && (key.is_empty()
+            || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+            || key.chars().any(char::is_control))
+    {
+        return Err(StoreError::InvalidInput {
+            field: "idempotencyKey",
+            reason: "must be 1 to 255 bytes without control characters".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks that the initial steps of a new run have distinct ids.
 pub(crate) fn validate_new_steps(steps: &[NewStep]) -> Result<(), StoreError> {
     let mut seen = BTreeSet::new();

@@ -162,6 +162,28 @@ pub(crate) fn state_key(run_id: &RunId, state: &StateKey) -> Item {
     key(keys::run_pk(run_id), keys::state_sk(state))
 }
 
+/// The key of the item reserving an idempotency key.
+pub(crate) fn idempotency_key(key: &str) -> Item {
+    self::key(keys::idempotency_key(key), keys::idempotency_key(key))
+}
+
+/// The item reserving an idempotency key for `run_id`. It carries no GSI keys.
+pub(crate) fn idempotency_item(key: &str, run_id: &RunId, ttl: i64) -> Item {
+    let mut item = idempotency_key(key);
+    item.extend([
+        ("type".to_owned(), s("IDEMPOTENCY")),
+        ("runId".to_owned(), s(run_id.to_string())),
+        ("ttl".to_owned(), n(ttl)),
+    ]);
+    item
+}
+
+/// The run that holds an idempotency reservation.
+pub(crate) fn idempotency_run(item: &Item) -> Result<RunId, StoreError> {
+    let r = Reader::new(item, ItemKind::Run);
+    RunId::parse(r.s("runId")?).map_err(|_| r.corrupt("runId", "not a ULID"))
+}
+
 fn put_opt(item: &mut Item, name: &str, value: Option<AttributeValue>) {
     if let Some(value) = value {
         item.insert(name.to_owned(), value);

@@ -539,6 +539,7 @@ fn conflict(kind: ItemKind, key: String, reason: &'static str) -> StoreError {
 #[async_trait]
 impl Store for DynamoDbStore {
     async fn create_run(&self, run: &NewRun, steps: &[NewStep]) -> Result<WorkflowRun, StoreError> {
+        records::validate_new_run(run)?;
         records::validate_new_steps(steps)?;
         let record = records::new_run(run, &self.retention);
         let run_item = item::run_item(&record)?;
@@ -560,7 +561,7 @@ impl Store for DynamoDbStore {
                 "the run already exists",
             )
         };
-        if steps.is_empty() {
+        if steps.is_empty() && run.idempotency_key.is_none() {
             // A single conditional put costs half a transaction.
             return if self.put_item(run_item, Some(&Expr::absent())).await? {
                 Ok(record)
@@ -569,6 +570,15 @@ impl Store for DynamoDbStore {
             };
         }
         let mut actions = vec![self.put_action(run_item, Some("attribute_not_exists(PK)"))?];
+        let idempotency_index = match &run.idempotency_key {
+            Some(key) => {
+                let ttl = self.retention.child_ttl(run.created_at);
+                let reservation = item::idempotency_item(key, &run.run_id, ttl);
+                actions.push(self.put_action(reservation, Some("attribute_not_exists(PK)"))?);
+                Some(actions.len() - 1)
+            }
+            None => None,
+        };
         for step in steps {
             let step = records::new_step(&run.run_id, step, run.created_at, &self.retention);
             actions
@@ -577,6 +587,19 @@ impl Store for DynamoDbStore {
         match self.transact(actions).await {
             Ok(()) => Ok(record),
             Err(e) => match cancellation(&e) {
+                Some(Cancelled::Condition(index, _)) if Some(index) == idempotency_index => {
+                    let key = run.idempotency_key.clone().unwrap_or_default();
+                    // The reservation may vanish between the two calls only if its run
+                    // was deleted meanwhile: a retry then succeeds.
+                    let holder = self
+                        .get_item(item::idempotency_key(&key))
+                        .await?
+                        .ok_or(StoreError::Throttled)?;
+                    Err(StoreError::IdempotencyKeyUsed {
+                        run_id: item::idempotency_run(&holder)?,
+                        key,
+                    })
+                }
                 Some(Cancelled::Condition(..)) => Err(exists()),
                 Some(Cancelled::Transient) => Err(StoreError::Throttled),
                 None => Err(sdk_error("TransactWriteItems", e)),
@@ -994,6 +1017,16 @@ impl Store for DynamoDbStore {
             })
             .partition(|key| key.get("SK") == Some(&s(run_sk.clone())));
         // Children first, the run item last: an interrupted delete leaves the run findable.
+        // The idempotency reservation goes with its run.
+        let mut children = children;
+        if let Some(key) = self
+            .get_run(run_id)
+            .await
+            .ok()
+            .and_then(|r| r.idempotency_key)
+        {
+            children.push(item::idempotency_key(&key));
+        }
         self.batch_delete(children).await?;
         if !run.is_empty() {
             let delete = self

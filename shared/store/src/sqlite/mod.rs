@@ -266,6 +266,7 @@ fn new_output(
 impl Store for SqliteStore {
     async fn create_run(&self, run: &NewRun, steps: &[NewStep]) -> Result<WorkflowRun, StoreError> {
         check_payload("input", &encode(&run.input)?)?;
+        records::validate_new_run(run)?;
         records::validate_new_steps(steps)?;
         let record = records::new_run(run, &self.retention);
         self.write(|tx| {
@@ -275,6 +276,33 @@ impl Store for SqliteStore {
                     key: run.run_id.to_string(),
                     reason: "the run already exists",
                 });
+            }
+            if let Some(key) = &run.idempotency_key {
+                let holder: Option<String> = tx
+                    .query_row(
+                        "SELECT run_id FROM idempotency WHERE key = ?1",
+                        params![key],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(db_error)?;
+                if let Some(holder) = holder {
+                    let run_id = RunId::parse(&holder)
+                        .map_err(|_| StoreError::corrupt(ItemKind::Run, "runId", "not a ULID"))?;
+                    return Err(StoreError::IdempotencyKeyUsed {
+                        key: key.clone(),
+                        run_id,
+                    });
+                }
+                tx.execute(
+                    "INSERT INTO idempotency (key, run_id, ttl) VALUES (?1, ?2, ?3)",
+                    params![
+                        key,
+                        run.run_id.to_string(),
+                        self.retention.child_ttl(run.created_at)
+                    ],
+                )
+                .map_err(db_error)?;
             }
             put_run(tx, &record)?;
             for step in steps {
@@ -595,6 +623,9 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let id = run_id.to_string();
             let mut deleted = 0;
+            // The idempotency reservation goes with its run.
+            tx.execute("DELETE FROM idempotency WHERE run_id = ?1", params![id])
+                .map_err(db_error)?;
             for sql in [
                 "DELETE FROM steps WHERE run_id = ?1",
                 "DELETE FROM outputs WHERE run_id = ?1",

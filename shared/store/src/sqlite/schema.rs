@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS outputs (
     ttl     INTEGER NOT NULL,
     PRIMARY KEY (run_id, step_id)
 );
+CREATE TABLE IF NOT EXISTS idempotency (
+    key    TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    ttl    INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS state (
     run_id TEXT NOT NULL,
     key    TEXT NOT NULL,
