@@ -213,7 +213,7 @@ pub(crate) fn committed_step(
     step.not_before = None;
     step.waiting_for = None;
     match &commit.outcome {
-        StepOutcome::Completed { .. } | StepOutcome::Skipped | StepOutcome::Cancelled => {
+        StepOutcome::Completed { .. } | StepOutcome::Skipped { .. } | StepOutcome::Cancelled => {
             step.completed_at = Some(at);
         }
         StepOutcome::Failed { error } => {

@@ -190,8 +190,12 @@ pub enum StepOutcome {
         /// The error.
         error: ErrorInfo,
     },
-    /// The step's condition was false.
-    Skipped,
+    /// The step's condition was false; `output` (normally the step's input, passed on) is
+    /// stored like a completed step's, so successors have an input.
+    Skipped {
+        /// The value successors receive.
+        output: Value,
+    },
     /// A retryable failure: the step waits for attempt `attempt + 1` from `not_before`.
     Retrying {
         /// The error of this attempt.
@@ -211,12 +215,20 @@ pub enum StepOutcome {
 }
 
 impl StepOutcome {
+    /// The output the commit stores, if any.
+    pub fn output(&self) -> Option<&Value> {
+        match self {
+            Self::Completed { output } | Self::Skipped { output } => Some(output),
+            _ => None,
+        }
+    }
+
     /// The step status this outcome leaves.
     pub fn status(&self) -> StepStatus {
         match self {
             Self::Completed { .. } => StepStatus::Completed,
             Self::Failed { .. } => StepStatus::Failed,
-            Self::Skipped => StepStatus::Skipped,
+            Self::Skipped { .. } => StepStatus::Skipped,
             Self::Retrying { .. } => StepStatus::Retrying,
             Self::Waiting { .. } => StepStatus::Waiting,
             Self::Cancelled => StepStatus::Cancelled,

@@ -468,7 +468,9 @@ impl DynamoDbStore {
             .require_eq("attempt", n(commit.attempt))
             .require_eq("leaseOwner", s(commit.lease_owner.clone()));
         match &commit.outcome {
-            StepOutcome::Completed { .. } | StepOutcome::Skipped | StepOutcome::Cancelled => {
+            StepOutcome::Completed { .. }
+            | StepOutcome::Skipped { .. }
+            | StepOutcome::Cancelled => {
                 expr.set("completedAt", millis(at))
                     .remove("notBefore")
                     .remove("waitingFor");
@@ -780,12 +782,11 @@ impl Store for DynamoDbStore {
 
     async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
         records::validate_commit(commit)?;
-        let output = match &commit.outcome {
-            StepOutcome::Completed { output } => {
-                Some(self.new_output(&commit.run_id, &commit.step_id, output, commit.at)?)
-            }
-            _ => None,
-        };
+        let output = commit
+            .outcome
+            .output()
+            .map(|output| self.new_output(&commit.run_id, &commit.step_id, output, commit.at))
+            .transpose()?;
         let step_id = step_key(&commit.run_id, &commit.step_id);
         for attempt in 0..MAX_TRIES {
             let successor_keys = commit

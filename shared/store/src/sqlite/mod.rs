@@ -24,7 +24,7 @@ use crate::keys;
 use crate::model::{RunRecord, StateEntry, StepExecution, StepOutput, WorkflowRun, to_millis};
 use crate::records::{self, check_payload, step_key};
 use crate::store::{
-    NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit, StepOutcome,
+    NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit,
     StepTransition, Store,
 };
 
@@ -398,16 +398,19 @@ impl Store for SqliteStore {
 
     async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
         records::validate_commit(commit)?;
-        let output = match &commit.outcome {
-            StepOutcome::Completed { output } => Some(new_output(
-                &commit.run_id,
-                &commit.step_id,
-                output,
-                commit.at,
-                &self.retention,
-            )?),
-            _ => None,
-        };
+        let output = commit
+            .outcome
+            .output()
+            .map(|output| {
+                new_output(
+                    &commit.run_id,
+                    &commit.step_id,
+                    output,
+                    commit.at,
+                    &self.retention,
+                )
+            })
+            .transpose()?;
         self.write(|tx| {
             // Same order as the DynamoDB transaction: step, output, successors, run.
             let step =
