@@ -1,0 +1,151 @@
+//! Command-line arguments. Every global flag has a `WF_` environment twin; doc comments
+//! are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Run and inspect durable workflows: locally on an embedded SQLite store, or on the
+/// DynamoDB table your Lambda functions use.
+#[derive(Debug, Parser)]
+#[command(name = "wf", version, about)]
+pub(crate) struct Cli {
+    /// Which store to use.
+    #[arg(long, global = true, env = "WF_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    pub(crate) store: StoreKind,
+    /// SQLite database file (default: wf.db in your data directory).
+    #[arg(long, global = true, env = "WF_DB")]
+    pub(crate) db: Option<PathBuf>,
+    /// DynamoDB table name (with --store dynamodb; honours `AWS_ENDPOINT_URL`).
+    #[arg(
+        long,
+        global = true,
+        env = "WF_TABLE",
+        default_value = "workflow_executions"
+    )]
+    pub(crate) table: String,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where runs are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StoreKind {
+    /// Embedded SQLite file: no AWS account needed.
+    Sqlite,
+    /// A DynamoDB table (the same one the Lambda functions use).
+    Dynamodb,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start a run and execute it here, with live progress; prints the output.
+    Run(RunArgs),
+    /// List the workflows this build knows.
+    Workflows,
+    /// List runs, newest first.
+    List(ListArgs),
+    /// Show a run with a timeline of its steps.
+    Show {
+        /// The run id.
+        run_id: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run.
+    Cancel {
+        /// The run id.
+        run_id: String,
+        /// Why (stored on the run).
+        #[arg(long, default_value = "cancelled from the wf CLI")]
+        reason: String,
+    },
+    /// Send a signal to a run, then continue it here.
+    Signal {
+        /// The run id.
+        run_id: String,
+        /// The signal name, e.g. `approved`.
+        name: String,
+        /// The payload, as JSON.
+        #[arg(long, default_value = "null")]
+        payload: String,
+    },
+    /// Restart a failed run from its failed steps, then continue it here.
+    Redrive {
+        /// The run id.
+        run_id: String,
+    },
+    /// Finish runs left unfinished by a process that died (or one run).
+    Resume {
+        /// Only this run.
+        run_id: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The workflow id (see `wf workflows`).
+    pub(crate) workflow: String,
+    /// Input JSON file, or `-` for standard input.
+    #[arg(long, short, conflicts_with = "data")]
+    pub(crate) input: Option<PathBuf>,
+    /// Input as inline JSON.
+    #[arg(long)]
+    pub(crate) data: Option<String>,
+    /// Makes a repeated start return the same run.
+    #[arg(long)]
+    pub(crate) idempotency_key: Option<String>,
+    /// The business object this run is about.
+    #[arg(long)]
+    pub(crate) resource_id: Option<String>,
+    /// A label, `key=value` (repeatable).
+    #[arg(long = "tag", value_parser = parse_tag)]
+    pub(crate) tags: Vec<(String, String)>,
+    /// Longest wait, in seconds, for the next step before the command returns and leaves
+    /// the run parked (a long sleep, a signal wait).
+    #[arg(long, default_value_t = 30)]
+    pub(crate) wait: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListArgs {
+    /// Only runs of this workflow.
+    #[arg(long)]
+    pub(crate) workflow: Option<String>,
+    /// Only runs in this status (PENDING, RUNNING, WAITING, COMPLETED, FAILED, CANCELLED).
+    #[arg(long)]
+    pub(crate) status: Option<String>,
+    /// Only runs about this resource.
+    #[arg(long)]
+    pub(crate) resource: Option<String>,
+    /// Only runs with this tag, `key=value`.
+    #[arg(long, value_parser = parse_tag)]
+    pub(crate) tag: Option<(String, String)>,
+    /// Only runs created at or after this time (RFC 3339).
+    #[arg(long)]
+    pub(crate) from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only runs created at or before this time (RFC 3339).
+    #[arg(long)]
+    pub(crate) to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Page size.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) limit: u32,
+    /// Resume after a previous page (the cursor it printed).
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .or_else(|| text.split_once(':'))
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("tag {text:?} must look like key=value"))
+}
