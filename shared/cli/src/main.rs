@@ -242,7 +242,7 @@ async fn continue_run(app: &mut App, run_id: &RunId) -> Result<ExitCode, CliErro
     if run.status.is_terminal() {
         return Ok(render::finished(&run));
     }
-    app.drive(&run, Duration::from_secs(30)).await
+    app.drive(&run, Duration::from_secs(120)).await
 }
 
 async fn resume(cli: &Cli, run_id: Option<&str>) -> Result<ExitCode, CliError> {
@@ -270,9 +270,9 @@ async fn resume(cli: &Cli, run_id: Option<&str>) -> Result<ExitCode, CliError> {
         if run.status.is_terminal() {
             continue;
         }
-        // Steps left running by a dead process are reclaimed once their lease lapses;
-        // everything else stranded is dispatched now.
-        let (dispatched, _) = app.executor.sweep_run(&run, Duration::ZERO).await?;
+        // Steps left running by a dead process are reclaimed when their lease lapses;
+        // everything else is dispatched for when it is due.
+        let (dispatched, _) = app.executor.resume_run(&run).await?;
         eprintln!(
             "resuming run {} ({} tasks re-dispatched)",
             run.run_id, dispatched

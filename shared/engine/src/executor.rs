@@ -1074,47 +1074,85 @@ impl Executor {
         run: &WorkflowRun,
         stale_after: Duration,
     ) -> Result<(u32, bool), EngineError> {
-        let workflow = self.registry.get(&run.workflow_id, &run.workflow_version)?;
         let now = self.clock.now();
         let stale_before = now - TimeDelta::from_std(stale_after).unwrap_or(TimeDelta::MAX);
+        self.redispatch(run, now, Some(stale_before)).await
+    }
+
+    /// Takes over a run another process left unfinished (`wf resume`): dispatches every
+    /// step that can still make progress, each at the time it becomes due: now for ready
+    /// steps, at their wake time for sleeps and retries, and at the end of its lease for a
+    /// step the dead process was running. Returns the tasks dispatched and whether the run
+    /// was found finished.
+    pub async fn resume_run(&self, run: &WorkflowRun) -> Result<(u32, bool), EngineError> {
+        self.redispatch(run, self.clock.now(), None).await
+    }
+
+    /// With `stale_before`, dispatches only stranded work that is due now (the sweep);
+    /// without, everything outstanding, delayed until due (resume).
+    async fn redispatch(
+        &self,
+        run: &WorkflowRun,
+        now: DateTime<Utc>,
+        stale_before: Option<DateTime<Utc>>,
+    ) -> Result<(u32, bool), EngineError> {
+        let workflow = self.registry.get(&run.workflow_id, &run.workflow_version)?;
         let steps = self.store.list_steps(&run.run_id).await?;
         let existing: HashSet<&StepId> = steps.iter().map(|s| &s.step_id).collect();
-        let mut tasks = Vec::new();
+        let mut scheduled: Vec<(StepTask, Duration)> = Vec::new();
         for step in &steps {
-            let due = step.not_before.is_none_or(|t| t <= now);
-            let stranded = match step.status {
-                StepStatus::Ready | StepStatus::Retrying => due && step.updated_at <= stale_before,
-                StepStatus::Waiting => due,
-                StepStatus::Running => step.lease.as_ref().is_none_or(|l| l.until < now),
-                _ => false,
+            let due_in = step.not_before.map_or(Duration::ZERO, |t| to_std(t - now));
+            // Claims need the lease strictly lapsed: aim just past its end.
+            let lease_ends_in = step
+                .lease
+                .as_ref()
+                .filter(|l| l.until >= now)
+                .map_or(Duration::ZERO, |l| {
+                    to_std(l.until - now) + Duration::from_millis(1)
+                });
+            let delay = match (step.status, stale_before) {
+                (StepStatus::Ready | StepStatus::Retrying, Some(stale)) => {
+                    (due_in.is_zero() && step.updated_at <= stale).then_some(Duration::ZERO)
+                }
+                (StepStatus::Waiting, Some(_)) => due_in.is_zero().then_some(Duration::ZERO),
+                (StepStatus::Running, Some(_)) => lease_ends_in.is_zero().then_some(Duration::ZERO),
+                (StepStatus::Ready | StepStatus::Retrying, None) => Some(due_in),
+                (StepStatus::Waiting, None) => step.not_before.map(|_| due_in),
+                (StepStatus::Running, None) => Some(lease_ends_in),
+                _ => None,
             };
-            if stranded {
-                tasks.push(StepTask {
+            if let Some(delay) = delay {
+                let task = StepTask {
                     run_id: run.run_id,
                     step_id: step.step_id.clone(),
                     attempt: step.attempt,
-                });
+                };
+                scheduled.push((task, delay));
             }
             if matches!(step.status, StepStatus::Completed | StepStatus::Skipped)
                 && let Some((index, _)) = workflow.node(&step.step_id)
             {
+                // Single-parent successors beyond one commit are created when their task
+                // arrives; a lost task leaves no item, so look for the gap.
                 for (_, successor) in workflow.successors_of(index) {
                     if successor.parents.len() == 1 && !existing.contains(&successor.id) {
-                        tasks.push(StepTask {
+                        let task = StepTask {
                             run_id: run.run_id,
                             step_id: successor.id.clone(),
                             attempt: 1,
-                        });
+                        };
+                        scheduled.push((task, Duration::ZERO));
                     }
                 }
             }
         }
-        let dispatched = u32::try_from(tasks.len()).unwrap_or(u32::MAX);
-        if !tasks.is_empty() {
-            self.dispatcher.dispatch(&tasks, Duration::ZERO).await?;
+        for (task, delay) in &scheduled {
+            self.dispatcher
+                .dispatch(std::slice::from_ref(task), *delay)
+                .await?;
         }
         let finished = self.finish_if_done(&run.run_id, &workflow).await?;
-        Ok((dispatched, finished))
+        Ok((u32::try_from(scheduled.len()).unwrap_or(u32::MAX), finished))
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, EngineError> {

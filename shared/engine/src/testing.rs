@@ -72,6 +72,7 @@ macro_rules! engine_suite_realtime {
             signal_sent_before_the_wait_starts_is_kept,
             every_task_dispatched_twice_commits_once,
             crash_mid_step_then_sweep_completes_exactly_once,
+            resume_takes_over_a_dead_process_run_when_its_lease_lapses,
             bad_inputs_are_rejected_and_nothing_is_written,
             idempotent_start_replays_or_conflicts,
             runs_finish_on_the_version_they_started_with,
@@ -794,6 +795,26 @@ pub async fn crash_mid_step_then_sweep_completes_exactly_once(
         "the killed attempt never committed"
     );
     assert_eq!(run.completed_steps, 2);
+}
+
+pub async fn resume_takes_over_a_dead_process_run_when_its_lease_lapses(
+    store: Arc<dyn Store>,
+    unit: Duration,
+) {
+    let mut bed = Bed::new(Arc::clone(&store), unit);
+    let run_id = bed.start("crashy", json!({ "k": "v" })).await;
+    let _ = tokio::time::timeout(unit * 2, bed.run(&run_id)).await;
+    bed.runner.abort();
+    // A new process resumes at once: the step still holds the dead process's lease, so
+    // its task is scheduled for when the lease lapses, and the runner waits for it.
+    let mut next = Bed::new(store, unit);
+    let run = next.executor.store().get_run(&run_id).await.unwrap();
+    let (dispatched, finished) = next.executor.resume_run(&run).await.unwrap();
+    assert_eq!((dispatched, finished), (1, false));
+    let run = next.finished(&run_id).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(next.recorder.finished("slow"), 1);
+    assert_eq!(next.recorder.finished("after"), 1);
 }
 
 pub async fn bad_inputs_are_rejected_and_nothing_is_written(store: Arc<dyn Store>, unit: Duration) {
