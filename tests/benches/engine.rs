@@ -9,6 +9,7 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     clippy::cast_precision_loss,
     reason = "benchmark binary: failures should abort it loudly"
 )]
