@@ -113,6 +113,12 @@ impl RunId {
         Self(ulid::Ulid::from_datetime(at.into()))
     }
 
+    /// The time part of the id: when the run was created, to the millisecond, for ids
+    /// made by [`RunId::generate`] or [`RunId::at`].
+    pub fn timestamp(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from(self.0.datetime())
+    }
+
     /// Parses the 26-character ULID form; fails with `InvalidInput` on anything else.
     pub fn parse(value: &str) -> Result<Self, StoreError> {
         ulid::Ulid::from_string(value)

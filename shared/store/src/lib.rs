@@ -14,13 +14,14 @@ mod ids;
 mod keys;
 mod model;
 mod records;
+mod retention;
 mod sqlite;
 mod store;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use dynamodb::{CapacityTotals, DynamoDbStore};
+pub use dynamodb::{CapacityTotals, DynamoDbStore, run_from_stream_image, run_id_from_sort_key};
 pub use error::{ItemKind, StoreError};
 pub use ids::{MAX_ID_LEN, RunId, StateKey, StepId, WorkflowId};
 pub use model::{
@@ -28,6 +29,7 @@ pub use model::{
     WorkflowRun, now_millis, to_millis,
 };
 pub use records::MAX_PAYLOAD_BYTES;
+pub use retention::{MAX_RUN_LIFETIME_DAYS_VAR, RETENTION_DAYS_VAR, RetentionConfigError};
 pub use sqlite::SqliteStore;
 
 pub use store::{

@@ -340,6 +340,42 @@ pub(crate) fn validate_new_steps(steps: &[NewStep]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks that every item of a record to import belongs to its run and that no step,
+/// output or state key appears twice.
+pub(crate) fn check_record(record: &crate::model::RunRecord) -> Result<(), StoreError> {
+    let run_id = record.run.run_id;
+    let foreign = record
+        .steps
+        .iter()
+        .map(|s| s.run_id)
+        .chain(record.outputs.iter().map(|o| o.run_id))
+        .chain(record.state.iter().map(|e| e.run_id))
+        .any(|id| id != run_id);
+    if foreign {
+        return Err(StoreError::InvalidInput {
+            field: "record",
+            reason: format!("holds items of another run than {run_id}"),
+        });
+    }
+    let unique = |keys: Vec<&str>| {
+        let count = keys.len();
+        keys.into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == count
+    };
+    if !unique(record.steps.iter().map(|s| s.step_id.as_str()).collect())
+        || !unique(record.outputs.iter().map(|o| o.step_id.as_str()).collect())
+        || !unique(record.state.iter().map(|e| e.key.as_str()).collect())
+    {
+        return Err(StoreError::InvalidInput {
+            field: "record",
+            reason: "holds the same step, output or state key twice".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Largest payload (input, output or state value) accepted, in bytes of compact JSON.
 /// DynamoDB items max out at 400 KB; this leaves room for the other attributes.
 pub const MAX_PAYLOAD_BYTES: usize = 350 * 1024;

@@ -484,4 +484,21 @@ pub trait Store: Send + Sync + Debug {
     /// Deletes a run and every item it owns (children first, the run item last, so an
     /// interrupted delete can be repeated). `NotFound` if nothing existed.
     async fn delete_run(&self, run_id: &RunId) -> Result<(), StoreError>;
+
+    /// The items still stored under a run whose run item is gone (expired by TTL): `run`
+    /// is the run item as last seen (a stream record's old image) and is returned as the
+    /// record's run; steps, outputs and state are read in full (all pages). Never
+    /// `NotFound`: a run with nothing left gives empty lists.
+    async fn export_run_children(&self, run: &WorkflowRun) -> Result<RunRecord, StoreError>;
+
+    /// Deletes exactly the step, output and state items listed in `record`, and the run's
+    /// idempotency reservation while it still names this run; the run item is left alone.
+    /// Items already gone are not an error, so a repeated call is harmless.
+    async fn delete_run_children(&self, record: &RunRecord) -> Result<(), StoreError>;
+
+    /// Puts every item of an exported (or archived) run back as it was, `ttl`s included,
+    /// and reserves its idempotency key again. `Conflict` if the run item exists or its
+    /// idempotency key is held; `InvalidInput` if the record holds items of another run or
+    /// a key twice; `TooLarge` as for any write. On an error nothing of the run is visible.
+    async fn import_run(&self, record: &RunRecord) -> Result<(), StoreError>;
 }

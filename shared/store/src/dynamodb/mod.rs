@@ -7,10 +7,12 @@
 //! they are sent, so no request can fail on the 400 KB limit. Every request asks for its
 //! consumed capacity, and [`DynamoDbStore::capacity`] reports running totals.
 
+mod archive;
 mod capacity;
 mod expr;
 mod item;
 mod query;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ pub use capacity::CapacityTotals;
 use capacity::{Capacity, OpKind};
 use expr::Expr;
 use item::{Item, millis, n, s};
+pub use stream::{run_from_stream_image, run_id_from_sort_key};
 
 use crate::error::{ItemKind, StoreError};
 use crate::ids::{RunId, StateKey, StepId};
@@ -311,19 +314,23 @@ impl DynamoDbStore {
 
     /// Deletes many keys, retrying unprocessed requests.
     async fn batch_delete(&self, keys: Vec<Item>) -> Result<(), StoreError> {
-        for chunk in keys.chunks(MAX_BATCH_WRITE) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|key| {
-                    DeleteRequest::builder()
-                        .set_key(Some(key.clone()))
-                        .build()
-                        .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                        .map_err(|e| {
-                            StoreError::backend("could not build a DeleteRequest", false, e)
-                        })
-                })
-                .collect::<Result<_, _>>()?;
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(|e| StoreError::backend("could not build a DeleteRequest", false, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await
+    }
+
+    /// Sends write requests in `BatchWriteItem` calls of 25, retrying unprocessed ones.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(MAX_BATCH_WRITE) {
+            let mut pending = chunk.to_vec();
             for attempt in 0.. {
                 let output = self
                     .client
@@ -970,33 +977,12 @@ impl Store for DynamoDbStore {
     }
 
     async fn export_run(&self, run_id: &RunId) -> Result<RunRecord, StoreError> {
-        let run_sk = keys::run_sk(run_id);
-        let mut run = None;
-        let (mut steps, mut outputs, mut state) = (Vec::new(), Vec::new(), Vec::new());
-        for found in self.query_partition(run_id, "").await? {
-            let Some(AttributeValue::S(sk)) = found.get("SK") else {
-                continue;
-            };
-            if *sk == run_sk {
-                run = Some(item::run_from_item(&found)?);
-            } else if sk.starts_with(keys::STEP_PREFIX) {
-                steps.push(item::step_from_item(&found)?);
-            } else if sk.starts_with(keys::OUTPUT_PREFIX) {
-                outputs.push(item::output_from_item(&found)?);
-            } else if sk.starts_with(keys::STATE_PREFIX) {
-                state.push(item::state_from_item(&found)?);
-            }
-        }
-        let run = run.ok_or_else(|| StoreError::NotFound {
+        let mut partition = self.read_partition(run_id).await?;
+        let run = partition.run.take().ok_or_else(|| StoreError::NotFound {
             kind: ItemKind::Run,
             key: run_id.to_string(),
         })?;
-        Ok(RunRecord {
-            run,
-            steps,
-            outputs,
-            state,
-        })
+        Ok(partition.into_record(run))
     }
 
     async fn delete_run(&self, run_id: &RunId) -> Result<(), StoreError> {
@@ -1043,5 +1029,20 @@ impl Store for DynamoDbStore {
                 .record(OpKind::Write, delete.consumed_capacity());
         }
         Ok(())
+    }
+
+    async fn export_run_children(&self, run: &WorkflowRun) -> Result<RunRecord, StoreError> {
+        Ok(self
+            .read_partition(&run.run_id)
+            .await?
+            .into_record(run.clone()))
+    }
+
+    async fn delete_run_children(&self, record: &RunRecord) -> Result<(), StoreError> {
+        self.delete_children(record).await
+    }
+
+    async fn import_run(&self, record: &RunRecord) -> Result<(), StoreError> {
+        self.import(record).await
     }
 }

@@ -598,26 +598,13 @@ impl Store for SqliteStore {
 
     async fn export_run(&self, run_id: &RunId) -> Result<RunRecord, StoreError> {
         self.read(|c| {
+            let run = load_run(c, run_id)?;
+            let (steps, outputs, state) = children(c, run_id)?;
             Ok(RunRecord {
-                run: load_run(c, run_id)?,
-                steps: decode_all(
-                    c,
-                    ItemKind::Step,
-                    "SELECT body FROM steps WHERE run_id = ?1 ORDER BY step_id",
-                    run_id,
-                )?,
-                outputs: decode_all(
-                    c,
-                    ItemKind::Output,
-                    "SELECT body FROM outputs WHERE run_id = ?1 ORDER BY step_id",
-                    run_id,
-                )?,
-                state: decode_all(
-                    c,
-                    ItemKind::State,
-                    "SELECT body FROM state WHERE run_id = ?1 ORDER BY key",
-                    run_id,
-                )?,
+                run,
+                steps,
+                outputs,
+                state,
             })
         })
     }
@@ -643,4 +630,139 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+
+    async fn export_run_children(&self, run: &WorkflowRun) -> Result<RunRecord, StoreError> {
+        self.read(|c| {
+            let (steps, outputs, state) = children(c, &run.run_id)?;
+            Ok(RunRecord {
+                run: run.clone(),
+                steps,
+                outputs,
+                state,
+            })
+        })
+    }
+
+    async fn delete_run_children(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let id = record.run.run_id.to_string();
+        self.write(|tx| {
+            for step in &record.steps {
+                tx.execute(
+                    "DELETE FROM steps WHERE run_id = ?1 AND step_id = ?2",
+                    params![id, step.step_id.as_str()],
+                )
+                .map_err(db_error)?;
+            }
+            for output in &record.outputs {
+                tx.execute(
+                    "DELETE FROM outputs WHERE run_id = ?1 AND step_id = ?2",
+                    params![id, output.step_id.as_str()],
+                )
+                .map_err(db_error)?;
+            }
+            for entry in &record.state {
+                tx.execute(
+                    "DELETE FROM state WHERE run_id = ?1 AND key = ?2",
+                    params![id, entry.key.as_str()],
+                )
+                .map_err(db_error)?;
+            }
+            if let Some(key) = &record.run.idempotency_key {
+                tx.execute(
+                    "DELETE FROM idempotency WHERE key = ?1 AND run_id = ?2",
+                    params![key, id],
+                )
+                .map_err(db_error)?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn import_run(&self, record: &RunRecord) -> Result<(), StoreError> {
+        records::check_record(record)?;
+        let run = &record.run;
+        self.write(|tx| {
+            if find_run(tx, &run.run_id)?.is_some() {
+                return Err(StoreError::Conflict {
+                    kind: ItemKind::Run,
+                    key: run.run_id.to_string(),
+                    reason: "the run already exists",
+                });
+            }
+            if let Some(key) = &run.idempotency_key {
+                let inserted = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO idempotency (key, run_id, ttl) VALUES (?1, ?2, ?3)",
+                        params![
+                            key,
+                            run.run_id.to_string(),
+                            self.retention.child_ttl(run.created_at)
+                        ],
+                    )
+                    .map_err(db_error)?;
+                if inserted == 0 {
+                    return Err(StoreError::Conflict {
+                        kind: ItemKind::Run,
+                        key: run.run_id.to_string(),
+                        reason: "its idempotency key is held by another run",
+                    });
+                }
+            }
+            put_run(tx, run)?;
+            for step in &record.steps {
+                put_step(tx, step)?;
+            }
+            for output in &record.outputs {
+                tx.execute(
+                    "INSERT OR REPLACE INTO outputs (run_id, step_id, body, ttl) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        output.run_id.to_string(),
+                        output.step_id.as_str(),
+                        encode(output)?,
+                        output.ttl
+                    ],
+                )
+                .map_err(db_error)?;
+            }
+            for entry in &record.state {
+                tx.execute(
+                    "INSERT OR REPLACE INTO state (run_id, key, body, ttl) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        entry.run_id.to_string(),
+                        entry.key.as_str(),
+                        encode(entry)?,
+                        entry.ttl
+                    ],
+                )
+                .map_err(db_error)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+type Children = (Vec<StepExecution>, Vec<StepOutput>, Vec<StateEntry>);
+
+/// Every step, output and state item of a run, by key.
+fn children(c: &Connection, run_id: &RunId) -> Result<Children, StoreError> {
+    Ok((
+        decode_all(
+            c,
+            ItemKind::Step,
+            "SELECT body FROM steps WHERE run_id = ?1 ORDER BY step_id",
+            run_id,
+        )?,
+        decode_all(
+            c,
+            ItemKind::Output,
+            "SELECT body FROM outputs WHERE run_id = ?1 ORDER BY step_id",
+            run_id,
+        )?,
+        decode_all(
+            c,
+            ItemKind::State,
+            "SELECT body FROM state WHERE run_id = ?1 ORDER BY key",
+            run_id,
+        )?,
+    ))
 }

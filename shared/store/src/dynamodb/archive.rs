@@ -1,0 +1,181 @@
+//! The operations the archive needs: read a run's remaining items when its run item has
+//! expired, delete exactly the items that were archived, and put an archived run back.
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+
+use super::expr::Expr;
+use super::item::{self, Item};
+use super::{Cancelled, DynamoDbStore, MAX_TRANSACTION_ACTIONS, cancellation, conflict, sdk_error};
+use crate::error::{ItemKind, StoreError};
+use crate::ids::RunId;
+use crate::keys;
+use crate::model::{RunRecord, StateEntry, StepExecution, StepOutput, WorkflowRun};
+use crate::records::check_record;
+
+/// The items of one run's partition, decoded.
+pub(super) struct Partition {
+    /// The run item, if it is still there.
+    pub(super) run: Option<WorkflowRun>,
+    steps: Vec<StepExecution>,
+    outputs: Vec<StepOutput>,
+    state: Vec<StateEntry>,
+}
+
+impl Partition {
+    /// The record of `run` with this partition's children.
+    pub(super) fn into_record(self, run: WorkflowRun) -> RunRecord {
+        RunRecord {
+            run,
+            steps: self.steps,
+            outputs: self.outputs,
+            state: self.state,
+        }
+    }
+}
+
+impl DynamoDbStore {
+    /// Reads a run's whole partition (all pages).
+    pub(super) async fn read_partition(&self, run_id: &RunId) -> Result<Partition, StoreError> {
+        let run_sk = keys::run_sk(run_id);
+        let mut partition = Partition {
+            run: None,
+            steps: Vec::new(),
+            outputs: Vec::new(),
+            state: Vec::new(),
+        };
+        for found in self.query_partition(run_id, "").await? {
+            let Some(AttributeValue::S(sk)) = found.get("SK") else {
+                continue;
+            };
+            if *sk == run_sk {
+                partition.run = Some(item::run_from_item(&found)?);
+            } else if sk.starts_with(keys::STEP_PREFIX) {
+                partition.steps.push(item::step_from_item(&found)?);
+            } else if sk.starts_with(keys::OUTPUT_PREFIX) {
+                partition.outputs.push(item::output_from_item(&found)?);
+            } else if sk.starts_with(keys::STATE_PREFIX) {
+                partition.state.push(item::state_from_item(&found)?);
+            }
+        }
+        Ok(partition)
+    }
+
+    /// Deletes the record's child items and its idempotency reservation while it still
+    /// names this run.
+    pub(super) async fn delete_children(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let run_id = &record.run.run_id;
+        let mut keys: Vec<Item> = Vec::new();
+        keys.extend(
+            record
+                .steps
+                .iter()
+                .map(|s| item::step_key(run_id, &s.step_id)),
+        );
+        keys.extend(
+            record
+                .outputs
+                .iter()
+                .map(|o| item::output_key(run_id, &o.step_id)),
+        );
+        keys.extend(record.state.iter().map(|e| item::state_key(run_id, &e.key)));
+        if let Some(key) = &record.run.idempotency_key {
+            // Read first: a reservation already gone (or taken over by a later run) costs
+            // half a read unit, not a failed conditional write.
+            let reservation = item::idempotency_key(key);
+            if let Some(found) = self.get_item(reservation.clone()).await?
+                && item::idempotency_run(&found)? == *run_id
+            {
+                keys.push(reservation);
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.batch_delete(keys).await
+    }
+
+    /// Puts an archived run back: all in one transaction when it fits (100 actions),
+    /// otherwise the children in batches and the run item last, conditionally.
+    pub(super) async fn import(&self, record: &RunRecord) -> Result<(), StoreError> {
+        check_record(record)?;
+        let run = &record.run;
+        let exists = || {
+            conflict(
+                ItemKind::Run,
+                run.run_id.to_string(),
+                "the run already exists",
+            )
+        };
+        let run_item = item::run_item(run)?;
+        item::check_item_size(&run_item)?;
+        let mut children = Vec::new();
+        for step in &record.steps {
+            children.push(item::step_item(step)?);
+        }
+        for output in &record.outputs {
+            children.push(item::output_item(output)?);
+        }
+        for entry in &record.state {
+            children.push(item::state_item(entry)?);
+        }
+        for child in &children {
+            item::check_item_size(child)?;
+        }
+        let reservation = run.idempotency_key.as_ref().map(|key| {
+            item::idempotency_item(key, &run.run_id, self.retention.child_ttl(run.created_at))
+        });
+        let actions = children.len() + 1 + usize::from(reservation.is_some());
+        if actions <= MAX_TRANSACTION_ACTIONS {
+            let mut writes = vec![self.put_action(run_item, Some("attribute_not_exists(PK)"))?];
+            if let Some(reservation) = reservation {
+                writes.push(self.put_action(reservation, Some("attribute_not_exists(PK)"))?);
+            }
+            for child in children {
+                writes.push(self.put_action(child, None)?);
+            }
+            return match self.transact(writes).await {
+                Ok(()) => Ok(()),
+                Err(e) => match cancellation(&e) {
+                    Some(Cancelled::Condition(0, _)) => Err(exists()),
+                    Some(Cancelled::Condition(..)) => Err(conflict(
+                        ItemKind::Run,
+                        run.run_id.to_string(),
+                        "its idempotency key is held by another run",
+                    )),
+                    Some(Cancelled::Transient) => Err(StoreError::Throttled),
+                    None => Err(sdk_error("TransactWriteItems", e)),
+                },
+            };
+        }
+        // Too big for one transaction: refuse early if the run exists, write the children,
+        // then the run item last and conditionally, so a listing never shows a half import.
+        if self.get_item(item::run_key(&run.run_id)).await?.is_some() {
+            return Err(exists());
+        }
+        if let Some(reservation) = reservation
+            && !self.put_item(reservation, Some(&Expr::absent())).await?
+        {
+            return Err(conflict(
+                ItemKind::Run,
+                run.run_id.to_string(),
+                "its idempotency key is held by another run",
+            ));
+        }
+        let requests = children
+            .into_iter()
+            .map(|child| {
+                PutRequest::builder()
+                    .set_item(Some(child))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(|e| StoreError::backend("could not build a PutRequest", false, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await?;
+        if self.put_item(run_item, Some(&Expr::absent())).await? {
+            Ok(())
+        } else {
+            Err(exists())
+        }
+    }
+}
