@@ -1,27 +1,12 @@
-//! Lambda entry point. A placeholder handler until the engine lands: it acknowledges the
-//! event so the function can be deployed and invoked end to end.
+//! Lambda entry point: wiring only. Dependencies are built once per cold start; each
+//! invocation borrows them.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use serde_json::{Value, json};
-
-async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(json!({ "accepted": true, "requestId": event.context.request_id }))
-}
+use lambda_runtime::{Error, run, service_fn};
+use wf_lambda::Deps;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    run(service_fn(handle)).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn acknowledges_an_event() {
-        let event = LambdaEvent::new(json!({}), lambda_runtime::Context::default());
-        let response = handle(event).await.unwrap();
-        assert_eq!(response["accepted"], true);
-    }
+    let deps = Deps::from_env().await?;
+    run(service_fn(|event| execute_step::handle(&deps, event))).await
 }

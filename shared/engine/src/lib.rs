@@ -26,6 +26,8 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use dispatch::{
     Dispatcher, InProcessDispatcher, LocalRunner, RecordingDispatcher, RunnerOutcome, StepTask,
 };
+#[cfg(feature = "sqs")]
+pub use dispatch::{MAX_SQS_DELAY, SqsDispatcher};
 pub use error::{EngineError, InputError, ResultExt, StepError};
 pub use executor::{Executor, ExecutorConfig, StartRequest, Started, SweepReport};
 pub use registry::Registry;

@@ -3,6 +3,8 @@
 //! implement it.
 
 mod in_process;
+#[cfg(feature = "sqs")]
+mod sqs;
 
 use std::fmt::Debug;
 use std::sync::Mutex;
@@ -15,6 +17,8 @@ use wf_store::{RunId, StepId};
 use crate::error::EngineError;
 
 pub use in_process::{InProcessDispatcher, LocalRunner, RunnerOutcome};
+#[cfg(feature = "sqs")]
+pub use sqs::{MAX_SQS_DELAY, SqsDispatcher};
 
 /// One unit of work: run attempt `attempt` of a step. Small on purpose: payloads are read
 /// from the store, never carried in the message.
