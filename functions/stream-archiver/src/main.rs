@@ -1,27 +1,31 @@
-//! Lambda entry point. A placeholder handler until the engine lands: it acknowledges the
-//! event so the function can be deployed and invoked end to end.
+//! Lambda entry point of `stream-archiver`: wiring only. Reads the configuration once,
+//! loads the AWS configuration once, builds the store, the S3 sink and the archiver once,
+//! and hands every batch to [`stream_archiver::handle`].
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use serde_json::{Value, json};
+use std::sync::Arc;
 
-async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(json!({ "accepted": true, "requestId": event.context.request_id }))
-}
+use lambda_runtime::{Error, run, service_fn};
+use stream_archiver::{Config, Deps, handle};
+use wf_archive::{Archiver, S3ArchiveSink};
+use wf_store::{DynamoDbStore, Retention};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    run(service_fn(handle)).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn acknowledges_an_event() {
-        let event = LambdaEvent::new(json!({}), lambda_runtime::Context::default());
-        let response = handle(event).await.unwrap();
-        assert_eq!(response["accepted"], true);
-    }
+    let config = Config::from_env()?;
+    let retention = Retention::from_env()?;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
+        .load()
+        .await;
+    let store = DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        config.table_name,
+        retention,
+    );
+    let sink = S3ArchiveSink::new(S3ArchiveSink::client(&aws), config.bucket);
+    let deps = Deps {
+        archiver: Archiver::new(Arc::new(store), Arc::new(sink), config.prefix),
+    };
+    run(service_fn(|event| handle(&deps, event))).await
 }

@@ -113,7 +113,7 @@ fn old_image_run(record: &EventRecord, run_id: RunId) -> Result<WorkflowRun, Arc
     if image.as_object().is_none_or(serde_json::Map::is_empty) {
         return Err(malformed(
             record,
-            "no old image: the stream must carry old images (NEW_AND_OLD_IMAGES)",
+            "no old image: the stream must carry old images (`NEW_AND_OLD_IMAGES`)",
         ));
     }
     let run = run_from_stream_image(&image)

@@ -17,6 +17,9 @@ pub struct FsArchiveSink {
     root: PathBuf,
 }
 
+/// Numbers temporary files, so concurrent writes of one key never share one.
+static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn io_error(operation: &'static str, key: &str, error: std::io::Error) -> ArchiveError {
     let retryable = matches!(
         error.kind(),
@@ -75,7 +78,8 @@ impl ArchiveSink for FsArchiveSink {
                 .await
                 .map_err(|e| io_error("create_dir_all", key, e))?;
         }
-        let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temporary = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
         let written = async {
             let mut file = tokio::fs::File::create(&temporary).await?;
             let mut size = 0_u64;
