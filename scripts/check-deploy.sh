@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Deployment checks, run by scripts/test.sh (and so by CI):
+#   1. sam validate --lint      the SAM transform and SAM CLI's own cfn-lint pass
+#   2. cfn-lint 1.53.3          no errors, no warnings, and no informational findings either
+#   3. sam build                every function builds with BuildMethod rust-cargolambda and
+#                               yields an x86-64 Linux `bootstrap`
+# A missing tool, a finding or a failed build fails the run: nothing is skipped.
+#
+# The build is for x86_64 (`--parameter-overrides Architecture=x86_64`): the template's
+# default is arm64, whose Rust target cannot be installed offline here. By default it is a
+# debug build (SAM_BUILD_MODE=debug: the same `cargo lambda build`, without `--release`),
+# because the release profile (fat LTO, one codegen unit) takes far longer than CI's budget
+# on two cores; WF_SAM_BUILD_MODE=release builds exactly what `sam build` ships.
+#
+# Environment:
+#   WF_SAM_BUILD_MODE   debug (default) or release
+#   AWS_DEFAULT_REGION  default us-east-1 (only for the SAM/cfn-lint region checks)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+bin="$(bash scripts/install-deploy-deps.sh | tail -n 1)"
+export PATH="$bin:$PATH"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export SAM_CLI_TELEMETRY=0
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
+mode="${WF_SAM_BUILD_MODE:-debug}"
+case "$mode" in
+  debug | release) ;;
+  *)
+    echo "check-deploy: WF_SAM_BUILD_MODE must be debug or release, got '$mode'" >&2
+    exit 1
+    ;;
+esac
+
+fail() {
+  echo "check-deploy: $*" >&2
+  exit 1
+}
+
+for tool in sam cfn-lint cargo-lambda cargo; do
+  command -v "$tool" >/dev/null 2>&1 || fail "$tool is not installed (scripts/install-deploy-deps.sh)"
+done
+[ "$(cfn-lint --version)" = "cfn-lint 1.53.3" ] || fail "cfn-lint must be 1.53.3, found '$(cfn-lint --version)'"
+
+started=$(date +%s)
+echo "== sam validate --lint"
+sam validate --lint --template template.yaml
+
+echo "== cfn-lint $(cfn-lint --version | cut -d' ' -f2) (errors, warnings, informational)"
+# Exit status is a bit mask: 2 errors, 4 warnings, 8 informational; any of them fails.
+cfn-lint --include-checks I -- template.yaml
+echo "cfn-lint: no findings"
+lint_done=$(date +%s)
+
+echo "== sam build ($mode, x86_64, rust-cargolambda)"
+build_dir="$repo/target/sam-build"
+rm -rf "$build_dir"
+# The workspace's own target dir: the functions share every compiled dependency, and
+# whatever the test build already compiled for the host (build scripts, proc macros).
+if [ "$mode" = debug ]; then
+  export SAM_BUILD_MODE=debug
+else
+  unset SAM_BUILD_MODE
+fi
+sam build --beta-features --no-cached \
+  --template-file template.yaml \
+  --build-dir "$build_dir" \
+  --parameter-overrides Architecture=x86_64
+build_done=$(date +%s)
+
+# Every function of the template has its bootstrap, an x86-64 ELF executable.
+functions=$("$bin/python" - template.yaml <<'PY'
+import sys
+from cfnlint.decode import cfn_yaml
+for name, resource in cfn_yaml.load(sys.argv[1])["Resources"].items():
+    if resource.get("Type") == "AWS::Serverless::Function":
+        print(name)
+PY
+)
+[ -n "$functions" ] || fail "no AWS::Serverless::Function in template.yaml"
+for id in $functions; do
+  artifact="$build_dir/$id/bootstrap"
+  [ -x "$artifact" ] || fail "sam build left no executable $artifact"
+  # ELF magic, 64-bit class, machine 0x3e (x86-64) at offset 18.
+  header="$(od -An -tx1 -N20 "$artifact" | tr -d ' \n')"
+  [ "${header:0:10}" = "7f454c4602" ] || fail "$artifact is not a 64-bit ELF file"
+  [ "${header:36:4}" = "3e00" ] || fail "$artifact is not built for x86-64"
+  echo "built $id: $(du -h "$artifact" | cut -f1) $artifact"
+done
+echo "deploy checks: lint $((lint_done - started))s, sam build $((build_done - lint_done))s"
