@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install-test-deps.sh
+# Deploy checks first (a lint finding fails in seconds): sam validate --lint, cfn-lint
+# 1.53.3, sam build of every function (scripts/check-deploy.sh).
+bash scripts/check-deploy.sh
 # Debug info doubles build time and disk for the AWS SDK crates; tests don't need it.
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
 started=$(date +%s)
