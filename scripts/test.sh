@@ -14,4 +14,7 @@ bash scripts/check-deploy.sh
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
 started=$(date +%s)
 cargo test --workspace --locked "$@"
+# The serverless flow end to end on this machine: start-run, SQS (moto), execute-step and
+# runs-api under cargo lambda watch, against DynamoDB Local. Fails unless the run completes.
+bash scripts/local-flow.sh demo
 echo "test suite wall time: $(( $(date +%s) - started ))s"

@@ -73,9 +73,18 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Api
     ))
 }
 
-/// When this invocation must be done: Lambda's deadline, or none outside Lambda.
+/// Epoch milliseconds of 2001-09-09: Lambda's deadlines are epoch times far above this.
+const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
+
+/// When this invocation must be done: Lambda's deadline (epoch milliseconds), or none
+/// outside Lambda. Some emulators (`cargo lambda watch`) send the time budget itself rather
+/// than an epoch time; a value too small to be an epoch time is read as that budget.
 fn deadline_of(context: &lambda_runtime::Context) -> Option<SystemTime> {
-    (context.deadline > 0).then(|| context.deadline())
+    match context.deadline {
+        0 => None,
+        ms if ms < PLAUSIBLE_EPOCH_MS => Some(SystemTime::now() + Duration::from_millis(ms)),
+        _ => Some(context.deadline()),
+    }
 }
 
 /// Runs every record of the batch; answers with the ones to deliver again.
@@ -122,7 +131,10 @@ async fn handle_record(
     })?;
     let budget = deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
     if budget.is_some_and(|left| left < START_MARGIN) {
-        return Err("too little time left to start the step".to_owned());
+        return Err(format!(
+            "too little time left to start the step ({} ms)",
+            budget.unwrap_or_default().as_millis()
+        ));
     }
     match deps.executor.execute(&task, budget).await {
         Ok(()) => Ok(()),

@@ -2,8 +2,6 @@
 //! variable is a typed error that names it, so a bad deployment fails at init with a clear
 //! message instead of at the first request.
 
-use std::time::Duration;
-
 use wf_store::Retention;
 
 /// Why the configuration could not be read.
@@ -40,8 +38,6 @@ pub struct Config {
     pub metrics_namespace: String,
 }
 
-const DAY: u64 = 24 * 60 * 60;
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -55,26 +51,10 @@ impl Config {
                 .filter(|v| !v.trim().is_empty())
                 .ok_or(ConfigError::Missing { name })
         };
-        let days = |name: &'static str, default: u32| -> Result<Duration, ConfigError> {
-            let days = match lookup(name).filter(|v| !v.trim().is_empty()) {
-                None => default,
-                Some(value) => match value.trim().parse::<u32>() {
-                    Ok(days) if days > 0 => days,
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            name,
-                            reason: format!("{value:?} is not a whole number of days above 0"),
-                        });
-                    }
-                },
-            };
-            Ok(Duration::from_secs(u64::from(days) * DAY))
-        };
-        let retention = Retention {
-            finished_run: days("RETENTION_DAYS", 30)?,
-            max_lifetime: days("MAX_RUN_LIFETIME_DAYS", 365)?,
-            ..Retention::default()
-        };
+        let retention = Retention::from_lookup(&lookup).map_err(|e| ConfigError::Invalid {
+            name: e.variable,
+            reason: e.to_string(),
+        })?;
         if retention.finished_run > retention.max_lifetime {
             return Err(ConfigError::Invalid {
                 name: "RETENTION_DAYS",
@@ -96,7 +76,11 @@ impl Config {
 mod tests {
     use std::collections::HashMap;
 
+    use std::time::Duration;
+
     use super::*;
+
+    const DAY: u64 = 24 * 60 * 60;
 
     fn read(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars: HashMap<String, String> = vars
@@ -130,7 +114,6 @@ mod tests {
     #[test]
     fn bad_retention_names_the_variable() {
         for (value, name) in [
-            ("RETENTION_DAYS=0", "RETENTION_DAYS"),
             ("RETENTION_DAYS=x", "RETENTION_DAYS"),
             ("MAX_RUN_LIFETIME_DAYS=-1", "MAX_RUN_LIFETIME_DAYS"),
             ("RETENTION_DAYS=400", "RETENTION_DAYS"),
