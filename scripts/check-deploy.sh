@@ -14,6 +14,7 @@
 #
 # Environment:
 #   WF_SAM_BUILD_MODE   debug (default) or release
+#   WF_SAM_BUILD_DIR    where sam build puts its artifacts (default target/sam-build)
 #   AWS_DEFAULT_REGION  default us-east-1 (only for the SAM/cfn-lint region checks)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,7 +55,7 @@ echo "cfn-lint: no findings"
 lint_done=$(date +%s)
 
 echo "== sam build ($mode, x86_64, rust-cargolambda)"
-build_dir="$repo/target/sam-build"
+build_dir="${WF_SAM_BUILD_DIR:-$repo/target/sam-build}"
 rm -rf "$build_dir"
 # The workspace's own target dir: the functions share every compiled dependency, and
 # whatever the test build already compiled for the host (build scripts, proc macros).
