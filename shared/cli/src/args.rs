@@ -48,6 +48,9 @@ pub(crate) enum Command {
     Workflows,
     /// List runs, newest first.
     List(ListArgs),
+    /// Read or restore runs the stream-archiver archived (S3 bucket or a local folder).
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Show a run with a timeline of its steps.
     Show {
         /// The run id.
@@ -148,4 +151,40 @@ fn parse_tag(text: &str) -> Result<(String, String), String> {
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("tag {text:?} must look like key=value"))
+}
+
+/// `wf archive ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArchiveCommand {
+    /// Print an archived run (schema version, run, steps, outputs, state) as JSON.
+    Get {
+        /// The run id.
+        run_id: String,
+        #[command(flatten)]
+        from: ArchiveSource,
+    },
+    /// Put an archived run back into the store, with fresh expiry times.
+    Restore {
+        /// The run id.
+        run_id: String,
+        #[command(flatten)]
+        from: ArchiveSource,
+    },
+}
+
+/// Where archives are: an S3 bucket or a local folder.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ArchiveSource {
+    /// The archive bucket (the stack's `ArchiveBucketName` output).
+    #[arg(long, env = "WF_ARCHIVE_BUCKET", conflicts_with = "dir")]
+    pub(crate) bucket: Option<String>,
+    /// A local folder of archives instead of a bucket.
+    #[arg(long, env = "WF_ARCHIVE_DIR")]
+    pub(crate) dir: Option<std::path::PathBuf>,
+    /// The key prefix archives are under.
+    #[arg(long, env = "WF_ARCHIVE_PREFIX", default_value = "runs/")]
+    pub(crate) prefix: String,
+    /// The run's workflow, to look in one folder only (faster on big buckets).
+    #[arg(long)]
+    pub(crate) workflow: Option<String>,
 }

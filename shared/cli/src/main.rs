@@ -23,7 +23,11 @@ use wf_store::{
     WorkflowId, WorkflowRun,
 };
 
-use crate::args::{Cli, Command, ListArgs, RunArgs, StoreKind};
+use wf_archive::{
+    ArchiveError, ArchivePrefix, ArchiveSink, Archiver, FsArchiveSink, S3ArchiveSink,
+};
+
+use crate::args::{ArchiveCommand, Cli, Command, ListArgs, RunArgs, StoreKind};
 use crate::progress::Progress;
 
 /// What can go wrong, each with its exit code.
@@ -45,6 +49,8 @@ enum CliError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
 }
 
 impl CliError {
@@ -53,6 +59,7 @@ impl CliError {
             Self::Usage(_) | Self::Read { .. } | Self::Json { .. } => 2,
             Self::Engine(e) if e.http_status() < 500 => 2,
             Self::Store(e) if !e.is_retryable() && e.code() != "backend_error" => 2,
+            Self::Archive(e) if matches!(e.code(), "archive_not_found" | "invalid_input") => 2,
             _ => 1,
         }
     }
@@ -237,6 +244,59 @@ async fn show(cli: &Cli, run_id: &str, json: bool) -> Result<ExitCode, CliError>
     Ok(ExitCode::SUCCESS)
 }
 
+async fn archive(cli: &Cli, command: &ArchiveCommand) -> Result<ExitCode, CliError> {
+    let (ArchiveCommand::Get { run_id, from } | ArchiveCommand::Restore { run_id, from }) = command;
+    let sink: Arc<dyn ArchiveSink> = match (&from.dir, &from.bucket) {
+        (Some(dir), _) => Arc::new(FsArchiveSink::new(dir)),
+        (None, Some(bucket)) => {
+            let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await;
+            Arc::new(S3ArchiveSink::new(S3ArchiveSink::client(&aws), bucket))
+        }
+        (None, None) => {
+            return Err(CliError::Usage(
+                "say where the archives are: --bucket (WF_ARCHIVE_BUCKET) or --dir (WF_ARCHIVE_DIR)"
+                    .to_owned(),
+            ));
+        }
+    };
+    let workflow = from
+        .workflow
+        .as_deref()
+        .map(WorkflowId::parse)
+        .transpose()?;
+    let archiver = Archiver::new(
+        open_store(cli).await?,
+        sink,
+        ArchivePrefix::parse(&from.prefix)?,
+    );
+    let run_id = parse_run_id(run_id)?;
+    match command {
+        ArchiveCommand::Get { .. } => {
+            let archive = archiver.read(&run_id, workflow.as_ref()).await?;
+            let json = serde_json::to_string_pretty(&archive).map_err(|source| CliError::Json {
+                what: "the archive".to_owned(),
+                source,
+            })?;
+            println!("{json}");
+        }
+        ArchiveCommand::Restore { .. } => {
+            let retention = Retention::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
+            let record = archiver
+                .restore(&run_id, workflow.as_ref(), &retention, chrono::Utc::now())
+                .await?;
+            eprintln!(
+                "restored run {run_id}: {} steps, {} outputs, {} state entries",
+                record.steps.len(),
+                record.outputs.len(),
+                record.state.len()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn continue_run(app: &mut App, run_id: &RunId) -> Result<ExitCode, CliError> {
     let run = app.store().get_run(run_id).await?;
     if run.status.is_terminal() {
@@ -294,6 +354,7 @@ async fn execute(cli: &Cli) -> Result<ExitCode, CliError> {
         }
         Command::List(args) => list(cli, args).await,
         Command::Show { run_id, json } => show(cli, run_id, *json).await,
+        Command::Archive(command) => archive(cli, command).await,
         Command::Cancel { run_id, reason } => {
             let app = App::new(cli).await?;
             let run = app.executor.cancel(&parse_run_id(run_id)?, reason).await?;

@@ -161,3 +161,78 @@ fn a_failed_run_exits_1_and_approval_round_trips_a_signal() {
         "{workflows}"
     );
 }
+
+#[tokio::test]
+async fn archive_get_and_restore_round_trip_an_archived_run() {
+    use std::sync::Arc;
+    use wf_archive::{ArchivePrefix, Archiver, FsArchiveSink};
+    use wf_store::{Retention, SqliteStore, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wf.db");
+    let archive_dir = dir.path().join("archives");
+    let out = wf(
+        &db,
+        &[
+            "run",
+            "order-fulfilment",
+            "--input",
+            "shared/workflows/inputs/order.json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: Value = serde_json::from_str(&stdout(&wf(&db, &["list", "--json"]))).unwrap();
+    let run_id = listed["runs"][0]["runId"].as_str().unwrap().to_owned();
+    // GIVEN the run archived as the stream-archiver does once its run item expired
+    {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db, Retention::default()).unwrap());
+        let run = store.get_run(&run_id.parse().unwrap()).await.unwrap();
+        let archiver = Archiver::new(
+            Arc::clone(&store),
+            Arc::new(FsArchiveSink::new(&archive_dir)),
+            ArchivePrefix::parse("runs/").unwrap(),
+        );
+        archiver.archive_expired(&run, None).await.unwrap();
+        store.delete_run(&run.run_id).await.unwrap();
+    }
+    let dir_arg = archive_dir.to_str().unwrap();
+    assert!(
+        !wf(&db, &["show", &run_id]).status.success(),
+        "gone from the table"
+    );
+    // WHEN it is read back and restored
+    let got = wf(&db, &["archive", "get", &run_id, "--dir", dir_arg]);
+    assert!(got.status.success(), "{}", stderr(&got));
+    let archive: Value = serde_json::from_str(&stdout(&got)).unwrap();
+    assert_eq!(archive["schemaVersion"], 1);
+    assert_eq!(archive["run"]["runId"], run_id.as_str());
+    assert_eq!(archive["steps"].as_array().unwrap().len(), 4);
+    let restored = wf(&db, &["archive", "restore", &run_id, "--dir", dir_arg]);
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    // THEN the run is back, whole, and a second restore is refused
+    let shown = stdout(&wf(&db, &["show", &run_id]));
+    assert!(
+        shown.contains("COMPLETED") && shown.contains("ship"),
+        "{shown}"
+    );
+    let again = wf(&db, &["archive", "restore", &run_id, "--dir", dir_arg]);
+    assert!(!again.status.success(), "the run exists already");
+    let nowhere = wf(&db, &["archive", "get", &run_id]);
+    assert_eq!(nowhere.status.code(), Some(2), "{}", stderr(&nowhere));
+    assert!(
+        stderr(&nowhere).contains("--bucket"),
+        "{}",
+        stderr(&nowhere)
+    );
+    let missing = wf(
+        &db,
+        &[
+            "archive",
+            "get",
+            "01JDXQ3M8Z6F00000000000000",
+            "--dir",
+            dir_arg,
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+}

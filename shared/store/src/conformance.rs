@@ -67,8 +67,13 @@ macro_rules! conformance_suite {
     };
 }
 
+/// A test time `millis` after this process's base time. The base is now (to the second),
+/// not a fixed date: a fixed past date gives finished runs a `ttl` already past, and
+/// DynamoDB Local's TTL sweep may then delete them in the middle of a case.
 fn t(millis: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(1_767_225_600_000 + millis).unwrap()
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| Utc::now().timestamp() * 1000);
+    DateTime::from_timestamp_millis(base + millis).unwrap()
 }
 
 fn step(id: &str) -> StepId {
