@@ -14,10 +14,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let retention = Retention::from_env()?;
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
-        .load()
-        .await;
+    let aws = wf_store::load_aws_config().await;
     let store = DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         config.table_name,

@@ -26,10 +26,7 @@ impl Deps {
     /// dispatcher and the executor. Fails with the name of a missing variable.
     pub async fn from_env() -> Result<Self, lambda_runtime::Error> {
         let config = Config::from_env()?;
-        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
-            .load()
-            .await;
+        let aws = wf_store::load_aws_config().await;
         let store = DynamoDbStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
             config.table_name.clone(),

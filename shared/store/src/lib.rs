@@ -21,7 +21,9 @@ mod store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use dynamodb::{CapacityTotals, DynamoDbStore, run_from_stream_image, run_id_from_sort_key};
+pub use dynamodb::{
+    CapacityTotals, DynamoDbStore, load_aws_config, run_from_stream_image, run_id_from_sort_key,
+};
 pub use error::{ItemKind, StoreError};
 pub use ids::{MAX_ID_LEN, RunId, StateKey, StepId, WorkflowId};
 pub use model::{

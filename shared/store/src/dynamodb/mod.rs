@@ -130,6 +130,17 @@ fn cancellation(
         .then_some(Cancelled::Transient)
 }
 
+/// Loads the AWS configuration the standard way (credential chain, region,
+/// `AWS_ENDPOINT_URL*` for emulators) with the store's retry policy: up to 8 attempts per
+/// request, with exponential backoff and jitter for throttling. Load it once per process
+/// and build every client (DynamoDB, SQS, S3) from it.
+pub async fn load_aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
+        .load()
+        .await
+}
+
 impl DynamoDbStore {
     /// A store on `table` using an existing client.
     pub fn new(client: Client, table: impl Into<String>, retention: Retention) -> Self {
@@ -145,11 +156,7 @@ impl DynamoDbStore {
     /// `AWS_ENDPOINT_URL` for DynamoDB Local) with up to 8 attempts per request, and opens
     /// `table`.
     pub async fn connect(table: impl Into<String>, retention: Retention) -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
-            .load()
-            .await;
-        Self::new(Client::new(&config), table, retention)
+        Self::new(Client::new(&load_aws_config().await), table, retention)
     }
 
     /// Read and write units consumed so far by this store (and its clones).
