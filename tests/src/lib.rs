@@ -51,7 +51,7 @@ fn fail(message: impl Into<String>) -> HarnessError {
 pub struct DynamoDbLocal {
     endpoint: String,
     /// The shell that owns Java, and the pipe whose closing stops it.
-    process: Option<Mutex<(Child, Option<ChildStdin>)>>,
+    _process: Option<EmulatorProcess>,
 }
 
 /// The workspace root.
@@ -135,63 +135,94 @@ fn log_tail(path: &Path) -> String {
         .join("\n")
 }
 
+/// An emulator owned by a shell that starts it, then blocks reading our pipe: EOF (this
+/// process exited, or the handle was dropped) makes the shell kill it, so no emulator
+/// outlives the tests. `exec`-less on purpose: the shell must stay.
+#[derive(Debug)]
+struct EmulatorProcess(Mutex<(Child, Option<ChildStdin>)>);
+
+impl EmulatorProcess {
+    /// Runs `command` (output to `log`) in `dir`, and waits until `ready(port)` holds.
+    fn spawn(
+        name: &str,
+        command: &str,
+        dir: Option<&Path>,
+        port: u16,
+        log: &Path,
+        ready: fn(u16) -> bool,
+    ) -> Result<Self, HarnessError> {
+        let script = format!(
+            "{command} >'{log}' 2>&1 & pid=$!; \
+             trap 'kill $pid 2>/dev/null' EXIT; read _ignored; kill $pid 2>/dev/null; wait $pid",
+            log = log.display()
+        );
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(dir) = dir {
+            shell.current_dir(dir);
+        }
+        let mut child = shell
+            .spawn()
+            .map_err(|e| fail(format!("could not start {name}: {e}")))?;
+        let stdin = child.stdin.take();
+        let started = Instant::now();
+        while !ready(port) {
+            if started.elapsed() > STARTUP_TIMEOUT || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                return Err(fail(format!(
+                    "{name} did not answer on port {port} within {}s; log tail:\n{}",
+                    STARTUP_TIMEOUT.as_secs(),
+                    log_tail(log)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self(Mutex::new((child, stdin))))
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let (child, stdin) = self
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(stdin.take());
+        let _ = child.wait();
+    }
+}
+
 impl DynamoDbLocal {
     /// Installs (if needed) and starts a private instance; stopped when dropped.
     pub fn start() -> Result<Self, HarnessError> {
         let dir = ensure_installed()?;
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!("dynamodb-local-{port}.log"));
-        // The shell starts Java, then blocks reading our pipe; EOF (we exited or dropped
-        // the handle) makes it kill Java. `exec`-less on purpose: the shell must stay.
-        let script = format!(
-            "java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -inMemory \
-             -sharedDb -disableTelemetry -port {port} >'{log}' 2>&1 & pid=$!; \
-             trap 'kill $pid 2>/dev/null' EXIT; read _ignored; kill $pid 2>/dev/null; wait $pid",
-            log = log.display()
-        );
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| fail(format!("could not start java for DynamoDB Local: {e}")))?;
-        let stdin = child.stdin.take();
-        let started = Instant::now();
-        while !answers(port) {
-            if started.elapsed() > STARTUP_TIMEOUT || matches!(child.try_wait(), Ok(Some(_))) {
-                let _ = child.kill();
-                return Err(fail(format!(
-                    "DynamoDB Local did not answer on port {port} within {}s; log tail:\n{}",
-                    STARTUP_TIMEOUT.as_secs(),
-                    log_tail(&log)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let process = EmulatorProcess::spawn(
+            "DynamoDB Local",
+            &format!(
+                "java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -inMemory \
+                 -sharedDb -disableTelemetry -port {port}"
+            ),
+            Some(&dir),
+            port,
+            &log,
+            answers,
+        )?;
         Ok(Self {
             endpoint: format!("http://127.0.0.1:{port}"),
-            process: Some(Mutex::new((child, stdin))),
+            _process: Some(process),
         })
     }
 
     /// The endpoint URL, e.g. `http://127.0.0.1:41234`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
-    }
-}
-
-impl Drop for DynamoDbLocal {
-    fn drop(&mut self) {
-        if let Some(process) = self.process.take() {
-            let (mut child, stdin) = process
-                .into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            drop(stdin);
-            let _ = child.wait();
-        }
     }
 }
 
@@ -204,7 +235,7 @@ pub fn shared() -> Result<&'static DynamoDbLocal, HarnessError> {
         .get_or_init(|| match std::env::var("WF_DYNAMODB_ENDPOINT") {
             Ok(endpoint) if !endpoint.is_empty() => Ok(DynamoDbLocal {
                 endpoint,
-                process: None,
+                _process: None,
             }),
             _ => DynamoDbLocal::start(),
         })
@@ -329,7 +360,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), HarnessErro
 pub struct S3Emulator {
     endpoint: String,
     /// The shell that owns moto, and the pipe whose closing stops it.
-    process: Option<Mutex<(Child, Option<ChildStdin>)>>,
+    _process: Option<EmulatorProcess>,
 }
 
 /// Whether an HTTP server on `port` answers `GET /`.
@@ -377,53 +408,23 @@ impl S3Emulator {
         }
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!("moto-s3-{port}.log"));
-        let script = format!(
-            "python3 -m moto.server -H 127.0.0.1 -p {port} >'{log}' 2>&1 & pid=$!; \
-             trap 'kill $pid 2>/dev/null' EXIT; read _ignored; kill $pid 2>/dev/null; wait $pid",
-            log = log.display()
-        );
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| fail(format!("could not start moto's server: {e}")))?;
-        let stdin = child.stdin.take();
-        let started = Instant::now();
-        while !answers_http(port) {
-            if started.elapsed() > STARTUP_TIMEOUT || matches!(child.try_wait(), Ok(Some(_))) {
-                let _ = child.kill();
-                return Err(fail(format!(
-                    "moto's S3 server did not answer on port {port} within {}s; log tail:\n{}",
-                    STARTUP_TIMEOUT.as_secs(),
-                    log_tail(&log)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let process = EmulatorProcess::spawn(
+            "moto's S3 server",
+            &format!("python3 -m moto.server -H 127.0.0.1 -p {port}"),
+            None,
+            port,
+            &log,
+            answers_http,
+        )?;
         Ok(Self {
             endpoint: format!("http://127.0.0.1:{port}"),
-            process: Some(Mutex::new((child, stdin))),
+            _process: Some(process),
         })
     }
 
     /// The endpoint URL, e.g. `http://127.0.0.1:41235`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
-    }
-}
-
-impl Drop for S3Emulator {
-    fn drop(&mut self) {
-        if let Some(process) = self.process.take() {
-            let (mut child, stdin) = process
-                .into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            drop(stdin);
-            let _ = child.wait();
-        }
     }
 }
 
@@ -436,7 +437,7 @@ pub fn shared_s3() -> Result<&'static S3Emulator, HarnessError> {
         .get_or_init(|| match std::env::var("WF_S3_ENDPOINT") {
             Ok(endpoint) if !endpoint.is_empty() => Ok(S3Emulator {
                 endpoint,
-                process: None,
+                _process: None,
             }),
             _ => S3Emulator::start(),
         })
