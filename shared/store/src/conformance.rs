@@ -17,6 +17,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
+mod guards;
+pub use guards::*;
+
 use crate::{
     ErrorInfo, NewRun, NewStep, Retention, RunId, RunQuery, RunStatus, RunTransition, StateKey,
     StepClaim, StepCommit, StepId, StepOutcome, StepStatus, StepTransition, Store, StoreError,
@@ -53,7 +56,9 @@ macro_rules! conformance_suite {
             ttl_is_on_every_item,
             delete_removes_every_item,
             export_delete_import_round_trips,
-            children_are_exported_and_deleted_without_the_run_item
+            children_are_exported_and_deleted_without_the_run_item,
+            guarded_transition_applies_only_while_the_run_is_unchanged,
+            state_writes_under_a_lost_lease_conflict
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -754,6 +759,7 @@ pub async fn transition_step_checks_the_from_status(store: &dyn Store) {
         waiting_for: None,
         error: None,
         at: t(1),
+        run_guard: None,
     };
     assert_conflict(store.transition_step(&cancel).await, "READY is not in from");
     let mut from_ready = cancel.clone();

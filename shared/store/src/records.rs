@@ -11,8 +11,8 @@ use crate::error::{ItemKind, StoreError};
 use crate::ids::RunId;
 use crate::model::{Lease, RunStatus, StepExecution, StepStatus, WorkflowRun, to_millis};
 use crate::store::{
-    NewRun, NewStep, Retention, RunTransition, StepClaim, StepCommit, StepOutcome, StepTransition,
-    Successor,
+    LeaseFence, NewRun, NewStep, Retention, RunGuard, RunTransition, StepClaim, StepCommit,
+    StepOutcome, StepTransition, Successor,
 };
 
 pub(crate) fn step_key(run_id: &RunId, step_id: &crate::ids::StepId) -> String {
@@ -156,6 +156,35 @@ pub(crate) fn claimed_step(
     step.started_at = step.started_at.or(Some(now));
     step.updated_at = now;
     Ok(step)
+}
+
+/// Checks a guarded write's expectation of the run.
+pub(crate) fn check_run_guard(run: &WorkflowRun, guard: &RunGuard) -> Result<(), StoreError> {
+    if run.status == guard.status && run.version == guard.version {
+        Ok(())
+    } else {
+        Err(conflict(
+            ItemKind::Run,
+            run.run_id.to_string(),
+            "the run changed since it was read",
+        ))
+    }
+}
+
+/// Checks that `lease` is still held on `step`, as a commit's condition does.
+pub(crate) fn check_lease(step: &StepExecution, lease: &LeaseFence) -> Result<(), StoreError> {
+    let held = step.status == StepStatus::Running
+        && step.attempt == lease.attempt
+        && step.lease.as_ref().is_some_and(|l| l.owner == lease.owner);
+    if held {
+        Ok(())
+    } else {
+        Err(conflict(
+            ItemKind::Step,
+            step_key(&step.run_id, &step.step_id),
+            "the lease was lost: another worker claimed or finished the step",
+        ))
+    }
 }
 
 pub(crate) fn transitioned_step(

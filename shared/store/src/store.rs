@@ -175,6 +175,33 @@ pub struct StepTransition {
     pub error: Option<ErrorInfo>,
     /// When the change happens.
     pub at: DateTime<Utc>,
+    /// Applies only while the run is still as the caller saw it (status and version):
+    /// the clean-up of an ended run must not undo a redrive that reopened it meanwhile.
+    pub run_guard: Option<RunGuard>,
+}
+
+/// The run as a guarded write expects it: the write applies only if the run item is still
+/// at this status and version. `Conflict` (kind `Run`) otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunGuard {
+    /// The run's status as read.
+    pub status: RunStatus,
+    /// The run's version as read.
+    pub version: u64,
+}
+
+/// The lease under which a step's code writes run state: the write applies only while
+/// the step is `Running` at `attempt` under `owner`, as a commit does. A worker that lost
+/// its lease (its clock ran ahead, or its body outlived its timeout and another worker
+/// claimed the step) can no longer change the run's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseFence {
+    /// The step holding the lease.
+    pub step_id: StepId,
+    /// The claimed attempt.
+    pub attempt: u32,
+    /// The claim's lease token.
+    pub owner: String,
 }
 
 /// How a claimed attempt ended.
@@ -416,7 +443,8 @@ pub trait Store: Send + Sync + Debug {
     async fn claim_step(&self, claim: &StepClaim) -> Result<StepExecution, StoreError>;
 
     /// Moves a step from one of `transition.from` to a new status, without a lease.
-    /// `Conflict` if the step is in another status.
+    /// `Conflict` if the step is in another status, or (kind `Run`) if the transition
+    /// has a [`RunGuard`] and the run has moved on; nothing is written then.
     async fn transition_step(
         &self,
         transition: &StepTransition,
@@ -466,6 +494,26 @@ pub trait Store: Send + Sync + Debug {
 
     /// Deletes a state entry; returns whether it existed.
     async fn delete_state(&self, run_id: &RunId, key: &StateKey) -> Result<bool, StoreError>;
+
+    /// Sets a state entry while `lease` is held (see [`LeaseFence`]), atomically with the
+    /// lease check. `Conflict` (kind `Step`) if the lease was lost; nothing is written.
+    async fn set_state_leased(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        value: &Value,
+        at: DateTime<Utc>,
+        lease: &LeaseFence,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes a state entry while `lease` is held; returns whether it existed.
+    /// `Conflict` (kind `Step`) if the lease was lost; nothing is deleted.
+    async fn delete_state_leased(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        lease: &LeaseFence,
+    ) -> Result<bool, StoreError>;
 
     /// Whether a state entry is set.
     async fn has_state(&self, run_id: &RunId, key: &StateKey) -> Result<bool, StoreError> {

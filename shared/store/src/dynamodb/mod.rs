@@ -10,6 +10,7 @@
 mod archive;
 mod capacity;
 mod expr;
+mod guarded;
 mod item;
 mod query;
 mod stream;
@@ -43,8 +44,8 @@ use crate::model::{
 };
 use crate::records::{self, check_payload, step_key};
 use crate::store::{
-    NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit, StepOutcome,
-    StepTransition, Store, Successor,
+    LeaseFence, NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit,
+    StepOutcome, StepTransition, Store, Successor,
 };
 
 /// Most actions in one `TransactWriteItems` call.
@@ -525,6 +526,29 @@ impl DynamoDbStore {
         self.update_action(item::run_key(&commit.run_id), &expr)
     }
 
+    /// The state item for `value`, refused if the value is too large.
+    fn state_item(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        value: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<Item, StoreError> {
+        let at = to_millis(at);
+        let entry = StateEntry {
+            run_id: *run_id,
+            key: key.clone(),
+            value: value.clone(),
+            updated_at: at,
+            ttl: self.retention.child_ttl(at),
+        };
+        let encoded = item::state_item(&entry)?;
+        if let Some(AttributeValue::S(text)) = encoded.get("value") {
+            check_payload("value", text)?;
+        }
+        Ok(encoded)
+    }
+
     fn new_output(
         &self,
         run_id: &RunId,
@@ -546,6 +570,40 @@ impl DynamoDbStore {
         item::check_item_size(&encoded)?;
         Ok(encoded)
     }
+}
+
+/// The update and condition of a step transition (without its run guard).
+fn transition_expr(transition: &StepTransition) -> Result<Expr, StoreError> {
+    let at = to_millis(transition.at);
+    let mut expr = Expr::default();
+    expr.set("status", s(transition.status.as_str()))
+        .set("updatedAt", millis(at))
+        .set_or_remove(
+            "notBefore",
+            transition.not_before.map(|t| millis(to_millis(t))),
+        )
+        .set_or_remove("waitingFor", transition.waiting_for.clone().map(s))
+        .set_or_remove(
+            "error",
+            transition.error.as_ref().map(item::json).transpose()?,
+        )
+        .remove("leaseOwner")
+        .remove("leaseUntil")
+        .require_in(
+            "status",
+            transition
+                .from
+                .iter()
+                .map(|status| s(status.as_str()))
+                .collect(),
+        );
+    if let Some(attempt) = transition.attempt {
+        expr.set("attempt", n(attempt));
+    }
+    if transition.status.is_terminal() {
+        expr.set("completedAt", millis(at));
+    }
+    Ok(expr)
 }
 
 fn conflict(kind: ItemKind, key: String, reason: &'static str) -> StoreError {
@@ -753,39 +811,14 @@ impl Store for DynamoDbStore {
         &self,
         transition: &StepTransition,
     ) -> Result<StepExecution, StoreError> {
-        let at = to_millis(transition.at);
-        let mut expr = Expr::default();
-        expr.set("status", s(transition.status.as_str()))
-            .set("updatedAt", millis(at))
-            .set_or_remove(
-                "notBefore",
-                transition.not_before.map(|t| millis(to_millis(t))),
-            )
-            .set_or_remove("waitingFor", transition.waiting_for.clone().map(s))
-            .set_or_remove(
-                "error",
-                transition.error.as_ref().map(item::json).transpose()?,
-            )
-            .remove("leaseOwner")
-            .remove("leaseUntil")
-            .require_in(
-                "status",
-                transition
-                    .from
-                    .iter()
-                    .map(|status| s(status.as_str()))
-                    .collect(),
-            );
-        if let Some(attempt) = transition.attempt {
-            expr.set("attempt", n(attempt));
-        }
-        if transition.status.is_terminal() {
-            expr.set("completedAt", millis(at));
+        if let Some(guard) = &transition.run_guard {
+            self.transition_step_guarded(transition, guard).await?;
+            return self.get_step(&transition.run_id, &transition.step_id).await;
         }
         let updated = self
             .update_item(
                 item::step_key(&transition.run_id, &transition.step_id),
-                &expr,
+                &transition_expr(transition)?,
                 ItemKind::Step,
                 step_key(&transition.run_id, &transition.step_id),
                 "step is not in one of the expected statuses",
@@ -933,19 +966,31 @@ impl Store for DynamoDbStore {
         value: &Value,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let at = to_millis(at);
-        let entry = StateEntry {
-            run_id: *run_id,
-            key: key.clone(),
-            value: value.clone(),
-            updated_at: at,
-            ttl: self.retention.child_ttl(at),
-        };
-        let encoded = item::state_item(&entry)?;
-        if let Some(AttributeValue::S(text)) = encoded.get("value") {
-            check_payload("value", text)?;
-        }
+        let encoded = self.state_item(run_id, key, value, at)?;
         self.put_item(encoded, None).await.map(|_| ())
+    }
+
+    async fn set_state_leased(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        value: &Value,
+        at: DateTime<Utc>,
+        lease: &LeaseFence,
+    ) -> Result<(), StoreError> {
+        let encoded = self.state_item(run_id, key, value, at)?;
+        self.write_state_leased(run_id, key, Some(encoded), lease)
+            .await
+            .map(|_| ())
+    }
+
+    async fn delete_state_leased(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        lease: &LeaseFence,
+    ) -> Result<bool, StoreError> {
+        self.write_state_leased(run_id, key, None, lease).await
     }
 
     async fn get_state(&self, run_id: &RunId, key: &StateKey) -> Result<Option<Value>, StoreError> {

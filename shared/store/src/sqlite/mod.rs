@@ -24,7 +24,7 @@ use crate::keys;
 use crate::model::{RunRecord, StateEntry, StepExecution, StepOutput, WorkflowRun, to_millis};
 use crate::records::{self, check_payload, step_key};
 use crate::store::{
-    NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit,
+    LeaseFence, NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit,
     StepTransition, Store,
 };
 
@@ -104,6 +104,56 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let connection = self.lock()?;
         work(&connection)
+    }
+
+    fn write_state(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        value: &Value,
+        at: DateTime<Utc>,
+        lease: Option<&LeaseFence>,
+    ) -> Result<(), StoreError> {
+        check_payload("value", &encode(value)?)?;
+        let at = to_millis(at);
+        let entry = StateEntry {
+            run_id: *run_id,
+            key: key.clone(),
+            value: value.clone(),
+            updated_at: at,
+            ttl: self.retention.child_ttl(at),
+        };
+        self.write(|tx| {
+            if let Some(lease) = lease {
+                records::check_lease(&load_step(tx, run_id, &lease.step_id)?, lease)?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO state (run_id, key, body, ttl) VALUES (?1, ?2, ?3, ?4)",
+                params![run_id.to_string(), key.as_str(), encode(&entry)?, entry.ttl],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn remove_state(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        lease: Option<&LeaseFence>,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            if let Some(lease) = lease {
+                records::check_lease(&load_step(tx, run_id, &lease.step_id)?, lease)?;
+            }
+            let deleted = tx
+                .execute(
+                    "DELETE FROM state WHERE run_id = ?1 AND key = ?2",
+                    params![run_id.to_string(), key.as_str()],
+                )
+                .map_err(db_error)?;
+            Ok(deleted > 0)
+        })
     }
 }
 
@@ -389,6 +439,9 @@ impl Store for SqliteStore {
         transition: &StepTransition,
     ) -> Result<StepExecution, StoreError> {
         self.write(|tx| {
+            if let Some(guard) = &transition.run_guard {
+                records::check_run_guard(&load_run(tx, &transition.run_id)?, guard)?;
+            }
             let current = load_step(tx, &transition.run_id, &transition.step_id)?;
             let step = records::transitioned_step(&current, transition)?;
             put_step(tx, &step)?;
@@ -481,23 +534,27 @@ impl Store for SqliteStore {
         value: &Value,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        check_payload("value", &encode(value)?)?;
-        let at = to_millis(at);
-        let entry = StateEntry {
-            run_id: *run_id,
-            key: key.clone(),
-            value: value.clone(),
-            updated_at: at,
-            ttl: self.retention.child_ttl(at),
-        };
-        self.write(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO state (run_id, key, body, ttl) VALUES (?1, ?2, ?3, ?4)",
-                params![run_id.to_string(), key.as_str(), encode(&entry)?, entry.ttl],
-            )
-            .map_err(db_error)?;
-            Ok(())
-        })
+        self.write_state(run_id, key, value, at, None)
+    }
+
+    async fn set_state_leased(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        value: &Value,
+        at: DateTime<Utc>,
+        lease: &LeaseFence,
+    ) -> Result<(), StoreError> {
+        self.write_state(run_id, key, value, at, Some(lease))
+    }
+
+    async fn delete_state_leased(
+        &self,
+        run_id: &RunId,
+        key: &StateKey,
+        lease: &LeaseFence,
+    ) -> Result<bool, StoreError> {
+        self.remove_state(run_id, key, Some(lease))
     }
 
     async fn get_state(&self, run_id: &RunId, key: &StateKey) -> Result<Option<Value>, StoreError> {
@@ -514,15 +571,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_state(&self, run_id: &RunId, key: &StateKey) -> Result<bool, StoreError> {
-        self.write(|tx| {
-            let deleted = tx
-                .execute(
-                    "DELETE FROM state WHERE run_id = ?1 AND key = ?2",
-                    params![run_id.to_string(), key.as_str()],
-                )
-                .map_err(db_error)?;
-            Ok(deleted > 0)
-        })
+        self.remove_state(run_id, key, None)
     }
 
     async fn all_state(&self, run_id: &RunId) -> Result<Vec<StateEntry>, StoreError> {

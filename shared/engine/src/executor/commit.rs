@@ -1,0 +1,213 @@
+//! Committing an attempt and acting on it: successors, retries, parking, failing the run.
+
+use std::time::Duration;
+
+use tracing::{debug, warn};
+use wf_store::{
+    ErrorInfo, RunStatus, StepCommit, StepExecution, StepOutcome, StepStatus, StoreError,
+    Successor, WorkflowRun,
+};
+
+use crate::dispatch::StepTask;
+use crate::error::EngineError;
+use crate::telemetry::Event;
+use crate::workflow::{Node, Workflow};
+
+use super::{COMMIT_TRIES, Executor, to_std};
+
+impl Executor {
+    /// Commits an attempt and acts on it. Returns the ready successors.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename them"
+    )]
+    pub(super) async fn finish_attempt(
+        &self,
+        run: &WorkflowRun,
+        workflow: &Workflow,
+        index: usize,
+        node: &Node,
+        claimed: &StepExecution,
+        outcome: StepOutcome,
+        duration_ms: u64,
+    ) -> Result<(Vec<StepTask>, Duration), EngineError> {
+        let now = self.clock.now();
+        let flows_on = match &outcome {
+            StepOutcome::Completed { .. } | StepOutcome::Skipped { .. } => true,
+            StepOutcome::Failed { .. } => node.config.continue_on_error,
+            _ => false,
+        };
+        let mut successors: Vec<(usize, &Node)> = if flows_on {
+            workflow.successors_of(index).collect()
+        } else {
+            Vec::new()
+        };
+        // Fan-in successors must be in the commit; single-parent ones beyond the
+        // transaction limit are created when their task arrives (see `materialize`).
+        successors.sort_by_key(|(_, n)| std::cmp::Reverse(n.parents.len()));
+        let in_commit: Vec<Successor> = successors
+            .iter()
+            .take(wf_store::MAX_SUCCESSORS_PER_COMMIT)
+            .map(|(i, n)| Successor {
+                step_id: n.id.clone(),
+                execution_index: u32::try_from(*i).unwrap_or(u32::MAX),
+                parents_total: u32::try_from(n.parents.len()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        let mut commit = StepCommit {
+            run_id: run.run_id,
+            step_id: claimed.step_id.clone(),
+            attempt: claimed.attempt,
+            lease_owner: claimed
+                .lease
+                .as_ref()
+                .map(|l| l.owner.clone())
+                .unwrap_or_default(),
+            outcome,
+            successors: in_commit,
+            completed_steps: u32::from(flows_on),
+            duration_ms,
+            at: now,
+        };
+        match self.commit_with_retries(&commit).await {
+            Ok(()) => {}
+            Err(StoreError::TooLarge { size, limit, .. }) => {
+                // The output cannot be stored: the step fails terminally instead.
+                commit.outcome = StepOutcome::Failed {
+                    error: ErrorInfo::new(
+                        "output_too_large",
+                        format!("output of {size} bytes exceeds {limit}"),
+                    ),
+                };
+                commit.successors.clear();
+                commit.completed_steps = 0;
+                self.store.commit_step(&commit).await?;
+                return self
+                    .after_commit(run, workflow, node, claimed, &commit, &[])
+                    .await;
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let current = self.store.get_run(&run.run_id).await?;
+                if current.status.is_terminal() {
+                    // The run ended while the step ran (cancelled, failed): it stops here.
+                    let step = self.store.get_step(&run.run_id, &claimed.step_id).await?;
+                    self.cancel_step(&step, now).await?;
+                } else {
+                    debug!("lease lost before commit; another worker owns the step");
+                }
+                return Ok((Vec::new(), Duration::ZERO));
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let lazy: Vec<&Node> = successors
+            .iter()
+            .skip(wf_store::MAX_SUCCESSORS_PER_COMMIT)
+            .map(|(_, n)| *n)
+            .collect();
+        self.after_commit(run, workflow, node, claimed, &commit, &lazy)
+            .await
+    }
+
+    /// Commits, retrying transient failures while the lease is ours: a redelivered task
+    /// could not claim the step again until the lease lapsed.
+    pub(super) async fn commit_with_retries(&self, commit: &StepCommit) -> Result<(), StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.store.commit_step(commit).await {
+                Err(error) if error.is_retryable() && tries < COMMIT_TRIES => {
+                    tries += 1;
+                    warn!(error = %error, tries, "commit contended; trying again");
+                    let jitter = fastrand::u64(0..=100 * u64::from(tries));
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    pub(super) async fn after_commit(
+        &self,
+        run: &WorkflowRun,
+        workflow: &Workflow,
+        node: &Node,
+        claimed: &StepExecution,
+        commit: &StepCommit,
+        lazy: &[&Node],
+    ) -> Result<(Vec<StepTask>, Duration), EngineError> {
+        let now = commit.at;
+        let error = match &commit.outcome {
+            StepOutcome::Failed { error } | StepOutcome::Retrying { error, .. } => {
+                Some(error.clone())
+            }
+            _ => None,
+        };
+        self.observer.on_event(&Event::StepFinished {
+            run_id: run.run_id,
+            step_id: claimed.step_id.clone(),
+            attempt: claimed.attempt,
+            status: commit.outcome.status(),
+            duration_ms: commit.duration_ms,
+            error: error.clone(),
+        });
+        let this = StepTask {
+            run_id: run.run_id,
+            step_id: claimed.step_id.clone(),
+            attempt: claimed.attempt,
+        };
+        match &commit.outcome {
+            StepOutcome::Retrying { not_before, .. } => {
+                let next = StepTask {
+                    attempt: claimed.attempt + 1,
+                    ..this
+                };
+                self.dispatcher
+                    .dispatch(&[next], to_std(*not_before - now))
+                    .await?;
+                return Ok((Vec::new(), Duration::ZERO));
+            }
+            StepOutcome::Waiting { until, .. } => {
+                if let Some(until) = until {
+                    self.dispatcher
+                        .dispatch(&[this], to_std(*until - now))
+                        .await?;
+                }
+                return Ok((Vec::new(), Duration::ZERO));
+            }
+            StepOutcome::Failed { error } if !node.config.continue_on_error => {
+                let error = ErrorInfo::new(
+                    error.code.clone(),
+                    format!("step {} failed: {}", claimed.step_id, error.message),
+                );
+                self.end_run(&run.run_id, RunStatus::Failed, None, Some(error))
+                    .await?;
+                return Ok((Vec::new(), Duration::ZERO));
+            }
+            StepOutcome::Cancelled => return Ok((Vec::new(), Duration::ZERO)),
+            _ => {}
+        }
+        let mut ready = Vec::new();
+        let mut next_timeout = Duration::ZERO;
+        for successor in &commit.successors {
+            let step = self.store.get_step(&run.run_id, &successor.step_id).await?;
+            if step.status == StepStatus::Ready {
+                next_timeout = workflow
+                    .node(&step.step_id)
+                    .map_or(Duration::ZERO, |(_, n)| n.config.timeout);
+                ready.push(StepTask {
+                    run_id: run.run_id,
+                    step_id: step.step_id,
+                    attempt: step.attempt,
+                });
+            }
+        }
+        ready.extend(lazy.iter().map(|n| StepTask {
+            run_id: run.run_id,
+            step_id: n.id.clone(),
+            attempt: 1,
+        }));
+        if ready.is_empty() {
+            self.finish_if_done(&run.run_id, workflow).await?;
+        }
+        Ok((ready, next_timeout))
+    }
+}

@@ -1,0 +1,254 @@
+//! The executor: starts runs and executes step tasks by the protocol of ARCHITECTURE.md
+//! section 4. Claim with a lease, run under a timeout, commit in one transaction, dispatch
+//! the ready successors (or chain a single one when time allows), retry with backoff,
+//! cancel, signal, redrive, and sweep for stranded work.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+use wf_store::{
+    ErrorInfo, NewRun, NewStep, RunId, RunStatus, StateKey, StepId, StepStatus, Store, StoreError,
+    WorkflowRun,
+};
+
+use crate::clock::Clock;
+use crate::dispatch::{Dispatcher, StepTask};
+use crate::error::{EngineError, StepError};
+use crate::registry::Registry;
+use crate::telemetry::{NoObserver, Observer};
+
+mod commit;
+mod finish;
+mod redrive;
+mod signal;
+mod sweep;
+mod task;
+
+/// Tunables of the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutorConfig {
+    /// Added to a step's timeout to form its lease, so a slow commit is not mistaken for
+    /// a dead worker.
+    pub lease_margin: Duration,
+    /// Time kept free at the end of an invocation: a successor is chained only if its
+    /// timeout plus this margin fits in the remaining time.
+    pub chain_margin: Duration,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            lease_margin: Duration::from_secs(30),
+            chain_margin: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A request to start a run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StartRequest {
+    /// The workflow to run (its latest version).
+    pub workflow_id: String,
+    /// The input, validated against the first step's input type.
+    pub input: Value,
+    /// Makes a retried start return the same run.
+    pub idempotency_key: Option<String>,
+    /// The business object the run is about.
+    pub resource_id: Option<String>,
+    /// Labels for listing.
+    pub tags: BTreeMap<String, String>,
+    /// Retention after the end, in days (default: the deployment's).
+    pub retention_days: Option<u32>,
+}
+
+/// A started (or replayed) run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    /// The run.
+    pub run: WorkflowRun,
+    /// Whether an earlier start with the same idempotency key and input created it.
+    pub replayed: bool,
+}
+
+/// What a sweep found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Open runs examined.
+    pub runs_checked: u32,
+    /// Tasks dispatched again.
+    pub tasks_dispatched: u32,
+    /// Runs found finished and closed.
+    pub runs_finished: u32,
+}
+
+/// Runs workflows against a store and a dispatcher.
+#[derive(Debug)]
+pub struct Executor {
+    store: Arc<dyn Store>,
+    dispatcher: Arc<dyn Dispatcher>,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+    config: ExecutorConfig,
+}
+
+/// State key under which a signal's payload is kept for its run.
+fn signal_key(name: &str) -> Result<StateKey, EngineError> {
+    Ok(StateKey::parse(format!("signal:{name}"))?)
+}
+
+fn to_std(delta: TimeDelta) -> Duration {
+    delta.to_std().unwrap_or(Duration::ZERO)
+}
+
+fn after(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
+    now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX)
+}
+
+fn error_info(error: &StepError) -> ErrorInfo {
+    ErrorInfo::new(error.code(), error.message())
+}
+
+/// An object mapping each step id to its output (`null` where a step has none, e.g. it
+/// failed with `continue_on_error`).
+fn outputs_by_step(ids: &[StepId], outputs: Vec<wf_store::StepOutput>) -> Value {
+    let mut object: Map<String, Value> =
+        ids.iter().map(|id| (id.to_string(), Value::Null)).collect();
+    for output in outputs {
+        object.insert(output.step_id.to_string(), output.output);
+    }
+    Value::Object(object)
+}
+
+/// How many times a commit that failed transiently is tried again by the executor (each
+/// try is itself retried by the store).
+const COMMIT_TRIES: u32 = 6;
+
+/// How many times a contended run transition is re-read and tried again.
+const RUN_TRANSITION_TRIES: u32 = 8;
+
+impl Executor {
+    /// An executor with the system defaults and no observer.
+    pub fn new(
+        store: Arc<dyn Store>,
+        dispatcher: Arc<dyn Dispatcher>,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            dispatcher,
+            registry,
+            clock,
+            observer: Arc::new(NoObserver),
+            config: ExecutorConfig::default(),
+        }
+    }
+
+    /// Reports events to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Overrides the tunables.
+    #[must_use]
+    pub fn with_config(mut self, config: ExecutorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Starts a run: validates the input against the workflow's first steps, writes the run
+    /// and its first steps, and dispatches them. With an idempotency key, a repeated start
+    /// with the same input returns the first run (`replayed`); with another input it is
+    /// `IdempotencyConflict`. Nothing is written when validation fails.
+    pub async fn start(&self, request: StartRequest) -> Result<Started, EngineError> {
+        let workflow = self.registry.latest(&request.workflow_id)?;
+        workflow.check_input(&request.input)?;
+        let now = self.clock.now();
+        let run_id = RunId::at(now);
+        let roots: Vec<NewStep> = workflow
+            .roots()
+            .map(|(index, node)| NewStep {
+                step_id: node.id.clone(),
+                execution_index: u32::try_from(index).unwrap_or(u32::MAX),
+                status: StepStatus::Ready,
+                parents_total: 0,
+                not_before: None,
+            })
+            .collect();
+        let new_run = NewRun {
+            run_id,
+            workflow_id: workflow.id().clone(),
+            workflow_version: workflow.version().to_owned(),
+            status: RunStatus::Pending,
+            total_steps: u32::try_from(workflow.step_count()).unwrap_or(u32::MAX),
+            input: request.input.clone(),
+            resource_id: request.resource_id.clone(),
+            tags: request.tags.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            retention_days: request.retention_days,
+            created_at: now,
+        };
+        let run = match self.store.create_run(&new_run, &roots).await {
+            Ok(run) => run,
+            Err(StoreError::IdempotencyKeyUsed { key, run_id }) => {
+                let existing = self.store.get_run(&run_id).await?;
+                if existing.input == request.input && existing.workflow_id == *workflow.id() {
+                    return Ok(Started {
+                        run: existing,
+                        replayed: true,
+                    });
+                }
+                return Err(EngineError::IdempotencyConflict { key, run_id });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        info!(run_id = %run.run_id, workflow_id = %run.workflow_id, "run started");
+        let tasks: Vec<StepTask> = roots
+            .iter()
+            .map(|step| StepTask {
+                run_id,
+                step_id: step.step_id.clone(),
+                attempt: 1,
+            })
+            .collect();
+        // The run is accepted once written: a failed dispatch is recovered by the sweep.
+        if let Err(error) = self.dispatcher.dispatch(&tasks, Duration::ZERO).await {
+            warn!(run_id = %run_id, error = %error, "first steps not dispatched; the sweep will");
+        }
+        Ok(Started {
+            run,
+            replayed: false,
+        })
+    }
+
+    async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, EngineError> {
+        match self.store.get_run(run_id).await {
+            Ok(run) => Ok(run),
+            Err(StoreError::NotFound { .. }) => Err(EngineError::RunNotFound { run_id: *run_id }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A JSON summary of the workflow definitions, for `GET /workflows`.
+    pub fn workflows_json(&self) -> Value {
+        json!(self.registry.list())
+    }
+}

@@ -1,0 +1,131 @@
+//! Recovery: the scheduled sweep and `wf resume` dispatch stranded work again.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use wf_store::{RunQuery, RunStatus, StepId, StepStatus, WorkflowRun};
+
+use crate::dispatch::StepTask;
+use crate::error::EngineError;
+
+use super::{Executor, SweepReport, to_std};
+
+impl Executor {
+    /// Finds stranded work in open runs and dispatches it again: ready or retrying steps
+    /// untouched for `stale_after` (a lost dispatch), running steps whose lease lapsed (a
+    /// dead worker), waiting steps whose time has come, successors never created, and runs
+    /// whose steps are all done. Safe to run at any time and concurrently: every action is
+    /// a conditional write or an idempotent task.
+    pub async fn sweep(&self, stale_after: Duration) -> Result<SweepReport, EngineError> {
+        let mut report = SweepReport::default();
+        for status in [RunStatus::Pending, RunStatus::Running, RunStatus::Waiting] {
+            let mut query = RunQuery {
+                status: Some(status),
+                limit: 100,
+                ..RunQuery::default()
+            };
+            loop {
+                let page = self.store.list_runs(&query).await?;
+                for run in &page.items {
+                    report.runs_checked += 1;
+                    let (dispatched, finished) = self.sweep_run(run, stale_after).await?;
+                    report.tasks_dispatched += dispatched;
+                    report.runs_finished += u32::from(finished);
+                }
+                match page.next {
+                    Some(cursor) => query.cursor = Some(cursor),
+                    None => break,
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Sweeps one run; returns the tasks dispatched and whether it was finished.
+    pub async fn sweep_run(
+        &self,
+        run: &WorkflowRun,
+        stale_after: Duration,
+    ) -> Result<(u32, bool), EngineError> {
+        let now = self.clock.now();
+        let stale_before = now - TimeDelta::from_std(stale_after).unwrap_or(TimeDelta::MAX);
+        self.redispatch(run, now, Some(stale_before)).await
+    }
+
+    /// Takes over a run another process left unfinished (`wf resume`): dispatches every
+    /// step that can still make progress, each at the time it becomes due: now for ready
+    /// steps, at their wake time for sleeps and retries, and at the end of its lease for a
+    /// step the dead process was running. Returns the tasks dispatched and whether the run
+    /// was found finished.
+    pub async fn resume_run(&self, run: &WorkflowRun) -> Result<(u32, bool), EngineError> {
+        self.redispatch(run, self.clock.now(), None).await
+    }
+
+    /// With `stale_before`, dispatches only stranded work that is due now (the sweep);
+    /// without, everything outstanding, delayed until due (resume).
+    pub(super) async fn redispatch(
+        &self,
+        run: &WorkflowRun,
+        now: DateTime<Utc>,
+        stale_before: Option<DateTime<Utc>>,
+    ) -> Result<(u32, bool), EngineError> {
+        let workflow = self.registry.get(&run.workflow_id, &run.workflow_version)?;
+        let steps = self.store.list_steps(&run.run_id).await?;
+        let existing: HashSet<&StepId> = steps.iter().map(|s| &s.step_id).collect();
+        let mut scheduled: Vec<(StepTask, Duration)> = Vec::new();
+        for step in &steps {
+            let due_in = step.not_before.map_or(Duration::ZERO, |t| to_std(t - now));
+            // Claims need the lease strictly lapsed: aim just past its end.
+            let lease_ends_in = step
+                .lease
+                .as_ref()
+                .filter(|l| l.until >= now)
+                .map_or(Duration::ZERO, |l| {
+                    to_std(l.until - now) + Duration::from_millis(1)
+                });
+            let delay = match (step.status, stale_before) {
+                (StepStatus::Ready | StepStatus::Retrying, Some(stale)) => {
+                    (due_in.is_zero() && step.updated_at <= stale).then_some(Duration::ZERO)
+                }
+                (StepStatus::Waiting, Some(_)) => due_in.is_zero().then_some(Duration::ZERO),
+                (StepStatus::Running, Some(_)) => lease_ends_in.is_zero().then_some(Duration::ZERO),
+                (StepStatus::Ready | StepStatus::Retrying, None) => Some(due_in),
+                (StepStatus::Waiting, None) => step.not_before.map(|_| due_in),
+                (StepStatus::Running, None) => Some(lease_ends_in),
+                _ => None,
+            };
+            if let Some(delay) = delay {
+                let task = StepTask {
+                    run_id: run.run_id,
+                    step_id: step.step_id.clone(),
+                    attempt: step.attempt,
+                };
+                scheduled.push((task, delay));
+            }
+            if matches!(step.status, StepStatus::Completed | StepStatus::Skipped)
+                && let Some((index, _)) = workflow.node(&step.step_id)
+            {
+                // Single-parent successors beyond one commit are created when their task
+                // arrives; a lost task leaves no item, so look for the gap.
+                for (_, successor) in workflow.successors_of(index) {
+                    if successor.parents.len() == 1 && !existing.contains(&successor.id) {
+                        let task = StepTask {
+                            run_id: run.run_id,
+                            step_id: successor.id.clone(),
+                            attempt: 1,
+                        };
+                        scheduled.push((task, Duration::ZERO));
+                    }
+                }
+            }
+        }
+        for (task, delay) in &scheduled {
+            self.dispatcher
+                .dispatch(std::slice::from_ref(task), *delay)
+                .await?;
+        }
+        let finished = self.finish_if_done(&run.run_id, &workflow).await?;
+        Ok((u32::try_from(scheduled.len()).unwrap_or(u32::MAX), finished))
+    }
+}

@@ -1,0 +1,375 @@
+//! Executing one task: admit it, claim the step, run the node, hand the outcome to the commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tracing::{Instrument, debug, info_span, warn};
+use wf_store::{
+    NewStep, RunStatus, StepClaim, StepExecution, StepOutcome, StepStatus, StepTransition,
+    StoreError, WorkflowRun,
+};
+
+use crate::dispatch::StepTask;
+use crate::error::{EngineError, StepError};
+use crate::step::StepContext;
+use crate::telemetry::Event;
+use crate::workflow::{Node, NodeKind, Workflow};
+
+use super::{Executor, after, error_info, outputs_by_step, signal_key, to_std};
+
+impl Executor {
+    /// Executes a task, then, while exactly one successor is ready and `budget` (the time
+    /// left in this invocation) allows, chains it here instead of dispatching it. Without a
+    /// budget nothing is chained. Errors are transient (store, dispatch): the task should be
+    /// delivered again.
+    pub async fn execute(
+        &self,
+        task: &StepTask,
+        budget: Option<Duration>,
+    ) -> Result<(), EngineError> {
+        let started = tokio::time::Instant::now();
+        let mut next = Some(task.clone());
+        while let Some(task) = next.take() {
+            let span = info_span!("step", run_id = %task.run_id, step_id = %task.step_id, attempt = task.attempt);
+            let (mut ready, timeout) = self.execute_one(&task).instrument(span).await?;
+            let fits = budget.is_some_and(|budget| {
+                started.elapsed() + timeout + self.config.chain_margin < budget
+            });
+            if ready.len() == 1 && fits {
+                next = ready.pop();
+            } else if !ready.is_empty() {
+                self.dispatcher.dispatch(&ready, Duration::ZERO).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One task: returns the successors made ready (to dispatch or chain) and the timeout
+    /// of the next one if there is exactly one.
+    pub(super) async fn execute_one(
+        &self,
+        task: &StepTask,
+    ) -> Result<(Vec<StepTask>, Duration), EngineError> {
+        let nothing = (Vec::new(), Duration::ZERO);
+        let now = self.clock.now();
+        let run = match self.store.get_run(&task.run_id).await {
+            Ok(run) => run,
+            Err(StoreError::NotFound { .. }) => {
+                debug!("task for a run that no longer exists; dropped");
+                return Ok(nothing);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let workflow = self.registry.get(&run.workflow_id, &run.workflow_version)?;
+        let Some((index, node)) = workflow.node(&task.step_id) else {
+            warn!("task names a step the workflow version does not have; dropped");
+            return Ok(nothing);
+        };
+        let step = match self.store.get_step(&task.run_id, &task.step_id).await {
+            Ok(step) => step,
+            Err(StoreError::NotFound { .. }) => {
+                match self.materialize(&run, &workflow, index, node).await? {
+                    Some(step) => step,
+                    None => return Ok(nothing),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if step.status.is_terminal() || task.attempt != step.attempt {
+            debug!(status = %step.status, "duplicate or stale task; dropped");
+            return Ok(nothing);
+        }
+        if run.status.is_terminal() {
+            self.cancel_step(&step, now).await?;
+            return Ok(nothing);
+        }
+        let Some(step) = self.admit(task, &run, node, step, now).await? else {
+            return Ok(nothing);
+        };
+        let claim = StepClaim {
+            run_id: run.run_id,
+            step_id: step.step_id.clone(),
+            attempt: step.attempt,
+            owner: ulid::Ulid::new().to_string(),
+            now,
+            lease_until: after(now, node.config.timeout + self.config.lease_margin),
+        };
+        let claimed = match self.store.claim_step(&claim).await {
+            Ok(step) => step,
+            Err(StoreError::Conflict { .. }) => {
+                debug!("step is leased by another worker or moved on; dropped");
+                return Ok(nothing);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        self.observer.on_event(&Event::StepStarted {
+            run_id: run.run_id,
+            step_id: claimed.step_id.clone(),
+            attempt: claimed.attempt,
+        });
+        if run.status == RunStatus::Pending {
+            self.open_run(&run, now).await?;
+        }
+        let clock_start = tokio::time::Instant::now();
+        let outcome = self
+            .run_node(&run, &workflow, node, &step, &claimed, now)
+            .await?;
+        let duration_ms = u64::try_from(clock_start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.finish_attempt(&run, &workflow, index, node, &claimed, outcome, duration_ms)
+            .await
+    }
+
+    /// Decides whether a task's step may be claimed now: wakes a parked step whose time
+    /// (or signal) has come, re-dispatches a task that arrived early, and drops one whose
+    /// step is still waiting for parents. `None`: nothing to run now.
+    pub(super) async fn admit(
+        &self,
+        task: &StepTask,
+        run: &WorkflowRun,
+        node: &Node,
+        step: StepExecution,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StepExecution>, EngineError> {
+        Ok(match step.status {
+            StepStatus::Waiting => {
+                let due = step.not_before.is_some_and(|t| t <= now);
+                let signalled = match &node.kind {
+                    NodeKind::WaitSignal { signal, .. } => {
+                        self.store
+                            .has_state(&run.run_id, &signal_key(signal)?)
+                            .await?
+                    }
+                    _ => false,
+                };
+                if !due && !signalled {
+                    self.redispatch_at(task, step.not_before, now).await?;
+                    return Ok(None);
+                }
+                self.wake(&step, now).await?
+            }
+            StepStatus::Ready | StepStatus::Retrying
+                if step.not_before.is_some_and(|t| t > now) =>
+            {
+                // Early: a delay longer than the transport allows, or a clock skew.
+                if !matches!(
+                    node.kind,
+                    NodeKind::Sleep { .. } | NodeKind::WaitSignal { .. }
+                ) {
+                    self.redispatch_at(task, step.not_before, now).await?;
+                    return Ok(None);
+                }
+                Some(step)
+            }
+            StepStatus::Pending => None,
+            _ => Some(step),
+        })
+    }
+
+    /// Computes the outcome of a claimed attempt (runs the user's code for task steps).
+    pub(super) async fn run_node(
+        &self,
+        run: &WorkflowRun,
+        workflow: &Workflow,
+        node: &Node,
+        before_claim: &StepExecution,
+        claimed: &StepExecution,
+        now: DateTime<Utc>,
+    ) -> Result<StepOutcome, EngineError> {
+        let input = self.step_input(run, workflow, node).await?;
+        let woke = before_claim.not_before.is_some_and(|t| t <= now);
+        let result = match &node.kind {
+            NodeKind::Task { run: body, .. } => {
+                if let Some(condition) = &node.condition {
+                    match condition(&input) {
+                        Ok(false) => return Ok(StepOutcome::Skipped { output: input }),
+                        Ok(true) => {}
+                        Err(error) => {
+                            return Ok(Self::failure(
+                                node,
+                                claimed,
+                                &StepError::terminal("invalid_step_input", error.to_string()),
+                                now,
+                            ));
+                        }
+                    }
+                }
+                let ctx = StepContext::new(
+                    run.run_id,
+                    claimed.step_id.clone(),
+                    claimed.attempt,
+                    Arc::clone(&self.store),
+                    Arc::clone(&self.clock),
+                );
+                match tokio::time::timeout(node.config.timeout, body(ctx, input)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(StepError::retryable(
+                        "timeout",
+                        format!(
+                            "attempt exceeded its timeout of {} ms",
+                            node.config.timeout.as_millis()
+                        ),
+                    )),
+                }
+            }
+            NodeKind::Sleep { duration } => {
+                return Ok(if woke {
+                    StepOutcome::Completed { output: input }
+                } else {
+                    StepOutcome::Waiting {
+                        until: Some(after(now, *duration)),
+                        signal: None,
+                    }
+                });
+            }
+            NodeKind::WaitSignal { signal, timeout } => {
+                if let Some(payload) = self
+                    .store
+                    .get_state(&run.run_id, &signal_key(signal)?)
+                    .await?
+                {
+                    return Ok(StepOutcome::Completed { output: payload });
+                }
+                if woke {
+                    Err(StepError::terminal(
+                        "signal_timeout",
+                        format!(
+                            "signal {signal:?} did not arrive within {} s",
+                            timeout.as_secs()
+                        ),
+                    ))
+                } else {
+                    return Ok(StepOutcome::Waiting {
+                        until: Some(after(now, *timeout)),
+                        signal: Some(signal.clone()),
+                    });
+                }
+            }
+        };
+        Ok(match result {
+            Ok(output) => StepOutcome::Completed { output },
+            Err(error) => Self::failure(node, claimed, &error, now),
+        })
+    }
+
+    pub(super) fn failure(
+        node: &Node,
+        claimed: &StepExecution,
+        error: &StepError,
+        now: DateTime<Utc>,
+    ) -> StepOutcome {
+        let policy = node.config.retry;
+        if error.is_retryable() && policy.allows_retry_after(claimed.attempt) {
+            StepOutcome::Retrying {
+                error: error_info(error),
+                not_before: after(now, policy.delay_after(claimed.attempt)),
+            }
+        } else {
+            StepOutcome::Failed {
+                error: error_info(error),
+            }
+        }
+    }
+
+    /// Creates a single-parent successor that was left out of its parent's commit (fan-out
+    /// beyond one transaction), once the parent has finished. `None` if it is not due.
+    pub(super) async fn materialize(
+        &self,
+        run: &WorkflowRun,
+        _workflow: &Workflow,
+        index: usize,
+        node: &Node,
+    ) -> Result<Option<StepExecution>, EngineError> {
+        let [parent] = node.parents.as_slice() else {
+            return Ok(None);
+        };
+        let parent_step = match self.store.get_step(&run.run_id, parent).await {
+            Ok(step) => step,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        if !matches!(
+            parent_step.status,
+            StepStatus::Completed | StepStatus::Skipped
+        ) {
+            return Ok(None);
+        }
+        let new_step = NewStep {
+            step_id: node.id.clone(),
+            execution_index: u32::try_from(index).unwrap_or(u32::MAX),
+            status: StepStatus::Ready,
+            parents_total: 1,
+            not_before: None,
+        };
+        match self
+            .store
+            .create_step(&run.run_id, &new_step, self.clock.now())
+            .await
+        {
+            Ok(step) => Ok(Some(step)),
+            Err(StoreError::Conflict { .. }) => {
+                Ok(Some(self.store.get_step(&run.run_id, &node.id).await?))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The input of a node: the run input, its parent's output, or its parents' outputs.
+    pub(super) async fn step_input(
+        &self,
+        run: &WorkflowRun,
+        _workflow: &Workflow,
+        node: &Node,
+    ) -> Result<Value, EngineError> {
+        match node.parents.as_slice() {
+            [] => Ok(run.input.clone()),
+            [parent] => Ok(self
+                .store
+                .load_output(&run.run_id, parent)
+                .await?
+                .map_or(Value::Null, |o| o.output)),
+            parents => {
+                let outputs = self.store.load_outputs(&run.run_id, parents).await?;
+                Ok(outputs_by_step(parents, outputs))
+            }
+        }
+    }
+
+    pub(super) async fn redispatch_at(
+        &self,
+        task: &StepTask,
+        at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let delay = at.map_or(Duration::ZERO, |t| to_std(t - now));
+        self.dispatcher
+            .dispatch(std::slice::from_ref(task), delay)
+            .await
+    }
+
+    /// Moves a parked step back to `Ready`, keeping its wake time so the node knows it woke.
+    pub(super) async fn wake(
+        &self,
+        step: &StepExecution,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StepExecution>, EngineError> {
+        let transition = StepTransition {
+            run_id: step.run_id,
+            step_id: step.step_id.clone(),
+            from: vec![StepStatus::Waiting],
+            status: StepStatus::Ready,
+            attempt: None,
+            not_before: Some(step.not_before.unwrap_or(now).min(now)),
+            waiting_for: step.waiting_for.clone(),
+            error: None,
+            at: now,
+            run_guard: None,
+        };
+        match self.store.transition_step(&transition).await {
+            Ok(step) => Ok(Some(step)),
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
