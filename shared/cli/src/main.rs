@@ -332,7 +332,15 @@ async fn resume(cli: &Cli, run_id: Option<&str>) -> Result<ExitCode, CliError> {
         }
         // Steps left running by a dead process are reclaimed when their lease lapses;
         // everything else is dispatched for when it is due.
-        let (dispatched, _) = app.executor.resume_run(&run).await?;
+        // One run that cannot be resumed never stops the others.
+        let dispatched = match app.executor.resume_run(&run).await {
+            Ok((dispatched, _)) => dispatched,
+            Err(error) => {
+                eprintln!("run {} not resumed: {error} ({})", run.run_id, error.code());
+                worst = ExitCode::FAILURE;
+                continue;
+            }
+        };
         eprintln!(
             "resuming run {} ({} tasks re-dispatched)",
             run.run_id, dispatched

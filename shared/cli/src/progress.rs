@@ -85,6 +85,11 @@ impl Observer for Progress {
                 }
             }
             Event::RunFinished { status, .. } => self.bar.set_message(format!("run {status}")),
+            Event::RunNotRecovered { run_id, code } => {
+                self.line(&format!(
+                    "  ! run {run_id} not recovered ({code}); passed over"
+                ));
+            }
         }
     }
 }

@@ -53,6 +53,29 @@ pub enum EngineError {
         /// What was attempted.
         action: &'static str,
     },
+    /// The run's workflow never waits for a signal of this name: it would wake nothing.
+    #[error("run {run_id} has no wait for signal {name:?}; its workflow waits for {expected}")]
+    UnknownSignal {
+        /// The run.
+        run_id: RunId,
+        /// The name sent.
+        name: String,
+        /// The names the workflow waits for, comma separated (or "none").
+        expected: String,
+    },
+    /// Too little of the invocation is left to run the step within its timeout: the task
+    /// is handed back untouched for another invocation.
+    #[error(
+        "step {step_id} needs {needed_ms} ms (its timeout and the margin) but {left_ms} ms are left"
+    )]
+    NoTimeToStart {
+        /// The step.
+        step_id: String,
+        /// Its timeout plus the margin.
+        needed_ms: u64,
+        /// What the invocation has left.
+        left_ms: u64,
+    },
     /// A workflow definition is invalid.
     #[error("invalid workflow definition {workflow_id}: {reason}")]
     Definition {
@@ -84,6 +107,8 @@ impl EngineError {
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::RunNotFound { .. } => "run_not_found",
             Self::InvalidState { .. } => "invalid_state",
+            Self::UnknownSignal { .. } => "unknown_signal",
+            Self::NoTimeToStart { .. } => "no_time_to_start",
             Self::Definition { .. } => "invalid_definition",
             Self::Store(error) => error.code(),
             Self::Dispatch { .. } => "dispatch_failed",
@@ -96,13 +121,13 @@ impl EngineError {
             Self::UnknownWorkflow { .. }
             | Self::RunNotFound { .. }
             | Self::Store(StoreError::NotFound { .. }) => 404,
-            Self::InvalidInput(_) => 422,
+            Self::InvalidInput(_) | Self::UnknownSignal { .. } => 422,
             Self::IdempotencyConflict { .. }
             | Self::InvalidState { .. }
             | Self::Store(StoreError::Conflict { .. }) => 409,
             Self::Store(StoreError::TooLarge { .. }) => 413,
             Self::Store(StoreError::InvalidInput { .. }) => 400,
-            Self::Store(StoreError::Throttled) => 503,
+            Self::Store(StoreError::Throttled) | Self::NoTimeToStart { .. } => 503,
             Self::Definition { .. } | Self::Store(_) | Self::Dispatch { .. } => 500,
         }
     }
@@ -111,7 +136,7 @@ impl EngineError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Store(error) => error.is_retryable(),
-            Self::Dispatch { .. } => true,
+            Self::Dispatch { .. } | Self::NoTimeToStart { .. } => true,
             _ => false,
         }
     }

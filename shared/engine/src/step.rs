@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use wf_store::{RunId, StateKey, StepId, Store};
+use wf_store::{LeaseFence, RunId, StateKey, StepId, Store};
 
 use crate::clock::Clock;
 use crate::error::{InputError, StepError};
@@ -20,8 +20,8 @@ use crate::error::{InputError, StepError};
 #[derive(Debug, Clone)]
 pub struct StepContext {
     run_id: RunId,
-    step_id: StepId,
-    attempt: u32,
+    /// The claim this attempt runs under: every state write is fenced by it.
+    lease: LeaseFence,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 }
@@ -31,21 +31,27 @@ fn state_key(key: &str) -> Result<StateKey, StepError> {
 }
 
 fn store_error(error: &wf_store::StoreError) -> StepError {
+    if let wf_store::StoreError::Conflict {
+        kind: wf_store::ItemKind::Step,
+        ..
+    } = error
+    {
+        // Another worker holds the step now; this attempt can no longer commit either.
+        return StepError::retryable("lease_lost", error.to_string());
+    }
     StepError::retryable(error.code(), error.to_string())
 }
 
 impl StepContext {
     pub(crate) fn new(
         run_id: RunId,
-        step_id: StepId,
-        attempt: u32,
+        lease: LeaseFence,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             run_id,
-            step_id,
-            attempt,
+            lease,
             store,
             clock,
         }
@@ -58,15 +64,17 @@ impl StepContext {
 
     /// This step.
     pub fn step_id(&self) -> &StepId {
-        &self.step_id
+        &self.lease.step_id
     }
 
     /// The attempt, from 1.
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.lease.attempt
     }
 
-    /// Sets a run-scoped state entry (last writer wins).
+    /// Sets a run-scoped state entry (last writer wins), only while this attempt holds
+    /// its lease: an attempt that lost the step to another worker gets `lease_lost` and
+    /// writes nothing.
     pub async fn set_state<T: Serialize + Sync>(
         &self,
         key: &str,
@@ -75,7 +83,13 @@ impl StepContext {
         let value = serde_json::to_value(value)
             .map_err(|e| StepError::terminal("invalid_state", e.to_string()))?;
         self.store
-            .set_state(&self.run_id, &state_key(key)?, &value, self.clock.now())
+            .set_state_leased(
+                &self.run_id,
+                &state_key(key)?,
+                &value,
+                self.clock.now(),
+                &self.lease,
+            )
             .await
             .map_err(|e| store_error(&e))
     }
@@ -95,10 +109,10 @@ impl StepContext {
             .transpose()
     }
 
-    /// Deletes a state entry; returns whether it existed.
+    /// Deletes a state entry (under the lease, as `set_state`); returns whether it existed.
     pub async fn delete_state(&self, key: &str) -> Result<bool, StepError> {
         self.store
-            .delete_state(&self.run_id, &state_key(key)?)
+            .delete_state_leased(&self.run_id, &state_key(key)?, &self.lease)
             .await
             .map_err(|e| store_error(&e))
     }

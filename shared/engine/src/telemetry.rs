@@ -49,6 +49,14 @@ pub enum Event {
         /// How it ended.
         status: RunStatus,
     },
+    /// A recovery pass (the sweep, `wf resume`) could not handle this run and passed over
+    /// it; the next pass tries again.
+    RunNotRecovered {
+        /// The run.
+        run_id: RunId,
+        /// The error's code.
+        code: String,
+    },
 }
 
 /// Receives executor events. Must be cheap: it is called inline.

@@ -229,6 +229,14 @@ impl Workflow {
         self.nodes.iter().map(|n| &n.id)
     }
 
+    /// The names of the signals this workflow waits for, in definition order.
+    pub fn signals(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().filter_map(|n| match &n.kind {
+            NodeKind::WaitSignal { signal, .. } => Some(signal.as_str()),
+            _ => None,
+        })
+    }
+
     pub(crate) fn node(&self, id: &StepId) -> Option<(usize, &Node)> {
         let index = *self.index.get(id)?;
         self.nodes.get(index).map(|node| (index, node))

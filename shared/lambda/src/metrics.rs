@@ -135,6 +135,10 @@ impl Observer for EmfMetrics {
                 };
                 self.emit(&[(name, "Count", 1.0)], &[("runId", run_id.to_string())]);
             }
+            Event::RunNotRecovered { run_id, code } => self.emit(
+                &[("RunsNotRecovered", "Count", 1.0)],
+                &[("runId", run_id.to_string()), ("errorCode", code.clone())],
+            ),
             Event::StepStarted { .. } => {}
         }
     }

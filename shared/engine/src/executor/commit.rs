@@ -1,11 +1,21 @@
 //! Committing an attempt and acting on it: successors, retries, parking, failing the run.
+//!
+//! Conditions relied on:
+//! - The commit applies only while this worker's lease is held and the run has not
+//!   ended; all of it or none of it is written.
+//! - An output too large to store fails the step (`output_too_large`); the failure then
+//!   flows on exactly as any failure of the step would (on to its successors and counted
+//!   as done with `continue_on_error`, ending the run without).
+//! - A wait parks with one commit; a signal stored before the commit is seen by the
+//!   check that follows it, and one stored after it finds the step `WAITING` and wakes it.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tracing::{debug, warn};
 use wf_store::{
-    ErrorInfo, RunStatus, StepCommit, StepExecution, StepOutcome, StepStatus, StoreError,
-    Successor, WorkflowRun,
+    ErrorInfo, RunGuard, StepCommit, StepExecution, StepOutcome, StepStatus, StoreError, Successor,
+    WorkflowRun,
 };
 
 use crate::dispatch::StepTask;
@@ -13,7 +23,74 @@ use crate::error::EngineError;
 use crate::telemetry::Event;
 use crate::workflow::{Node, Workflow};
 
-use super::{COMMIT_TRIES, Executor, to_std};
+use super::finish::Cancelled;
+use super::{COMMIT_TRIES, Executor, run_error, signal_key, to_std};
+
+/// A commit and the successors left out of it (created when their task arrives).
+struct Plan<'w> {
+    commit: StepCommit,
+    lazy: Vec<&'w Node>,
+}
+
+/// Builds the commit of `outcome`: successors in it when the step flows on (fan-in
+/// successors first, as many as one commit holds).
+fn plan<'w>(
+    workflow: &'w Workflow,
+    index: usize,
+    node: &Node,
+    claimed: &StepExecution,
+    outcome: StepOutcome,
+    duration_ms: u64,
+    at: DateTime<Utc>,
+) -> Plan<'w> {
+    let flows_on = match &outcome {
+        StepOutcome::Completed { .. } | StepOutcome::Skipped { .. } => true,
+        StepOutcome::Failed { .. } => node.config.continue_on_error,
+        _ => false,
+    };
+    let mut successors: Vec<(usize, &Node)> = if flows_on {
+        workflow.successors_of(index).collect()
+    } else {
+        Vec::new()
+    };
+    // Fan-in successors must be in the commit; single-parent ones beyond the
+    // transaction limit are created when their task arrives (see `materialize`).
+    successors.sort_by_key(|(_, n)| std::cmp::Reverse(n.parents.len()));
+    let in_commit: Vec<Successor> = successors
+        .iter()
+        .take(wf_store::MAX_SUCCESSORS_PER_COMMIT)
+        .map(|(i, n)| Successor {
+            step_id: n.id.clone(),
+            execution_index: u32::try_from(*i).unwrap_or(u32::MAX),
+            parents_total: u32::try_from(n.parents.len()).unwrap_or(u32::MAX),
+        })
+        .collect();
+    let lazy = successors
+        .iter()
+        .skip(wf_store::MAX_SUCCESSORS_PER_COMMIT)
+        .map(|(_, n)| *n)
+        .collect();
+    let commit = StepCommit {
+        run_id: claimed.run_id,
+        step_id: claimed.step_id.clone(),
+        attempt: claimed.attempt,
+        lease_owner: claimed
+            .lease
+            .as_ref()
+            .map(|l| l.owner.clone())
+            .unwrap_or_default(),
+        outcome,
+        successors: in_commit,
+        completed_steps: u32::from(flows_on),
+        duration_ms,
+        at,
+    };
+    Plan { commit, lazy }
+}
+
+/// How many times a commit is planned again: once for an output too large to store, once
+/// for a run reopened by a redrive while the attempt ran.
+const COMMIT_PLANS: u32 = 3;
 
 impl Executor {
     /// Commits an attempt and acts on it. Returns the ready successors.
@@ -31,81 +108,58 @@ impl Executor {
         outcome: StepOutcome,
         duration_ms: u64,
     ) -> Result<(Vec<StepTask>, Duration), EngineError> {
-        let now = self.clock.now();
-        let flows_on = match &outcome {
-            StepOutcome::Completed { .. } | StepOutcome::Skipped { .. } => true,
-            StepOutcome::Failed { .. } => node.config.continue_on_error,
-            _ => false,
-        };
-        let mut successors: Vec<(usize, &Node)> = if flows_on {
-            workflow.successors_of(index).collect()
-        } else {
-            Vec::new()
-        };
-        // Fan-in successors must be in the commit; single-parent ones beyond the
-        // transaction limit are created when their task arrives (see `materialize`).
-        successors.sort_by_key(|(_, n)| std::cmp::Reverse(n.parents.len()));
-        let in_commit: Vec<Successor> = successors
-            .iter()
-            .take(wf_store::MAX_SUCCESSORS_PER_COMMIT)
-            .map(|(i, n)| Successor {
-                step_id: n.id.clone(),
-                execution_index: u32::try_from(*i).unwrap_or(u32::MAX),
-                parents_total: u32::try_from(n.parents.len()).unwrap_or(u32::MAX),
-            })
-            .collect();
-        let mut commit = StepCommit {
-            run_id: run.run_id,
-            step_id: claimed.step_id.clone(),
-            attempt: claimed.attempt,
-            lease_owner: claimed
-                .lease
-                .as_ref()
-                .map(|l| l.owner.clone())
-                .unwrap_or_default(),
-            outcome,
-            successors: in_commit,
-            completed_steps: u32::from(flows_on),
-            duration_ms,
-            at: now,
-        };
-        match self.commit_with_retries(&commit).await {
-            Ok(()) => {}
-            Err(StoreError::TooLarge { size, limit, .. }) => {
-                // The output cannot be stored: the step fails terminally instead.
-                commit.outcome = StepOutcome::Failed {
-                    error: ErrorInfo::new(
-                        "output_too_large",
-                        format!("output of {size} bytes exceeds {limit}"),
-                    ),
-                };
-                commit.successors.clear();
-                commit.completed_steps = 0;
-                self.store.commit_step(&commit).await?;
-                return self
-                    .after_commit(run, workflow, node, claimed, &commit, &[])
-                    .await;
-            }
-            Err(StoreError::Conflict { .. }) => {
-                let current = self.store.get_run(&run.run_id).await?;
-                if current.status.is_terminal() {
-                    // The run ended while the step ran (cancelled, failed): it stops here.
-                    let step = self.store.get_step(&run.run_id, &claimed.step_id).await?;
-                    self.cancel_step(&step, now).await?;
-                } else {
-                    debug!("lease lost before commit; another worker owns the step");
+        let mut outcome = outcome;
+        for _ in 0..COMMIT_PLANS {
+            let now = self.clock.now();
+            let Plan { commit, lazy } =
+                plan(workflow, index, node, claimed, outcome, duration_ms, now);
+            match self.commit_with_retries(&commit).await {
+                Ok(()) => {
+                    return self
+                        .after_commit(run, workflow, node, claimed, &commit, &lazy)
+                        .await;
                 }
-                return Ok((Vec::new(), Duration::ZERO));
+                Err(StoreError::TooLarge { size, limit, .. })
+                    if commit.outcome.output().is_some() =>
+                {
+                    // The output cannot be stored: the step fails terminally instead.
+                    outcome = StepOutcome::Failed {
+                        error: ErrorInfo::new(
+                            "output_too_large",
+                            format!("output of {size} bytes exceeds {limit}"),
+                        ),
+                    };
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    let current = self.store.get_run(&run.run_id).await?;
+                    if !current.status.is_terminal() {
+                        debug!("lease lost before commit; another worker owns the step");
+                        return Ok((Vec::new(), Duration::ZERO));
+                    }
+                    // The run ended while the step ran (cancelled, failed): it stops here,
+                    // unless a redrive reopens the run meanwhile; then commit again.
+                    let step = self.store.get_step(&run.run_id, &claimed.step_id).await?;
+                    let holds_lease = step.status == StepStatus::Running
+                        && step.attempt == claimed.attempt
+                        && step
+                            .lease
+                            .as_ref()
+                            .is_some_and(|l| l.owner == commit.lease_owner);
+                    let guard = RunGuard {
+                        status: current.status,
+                        version: current.version,
+                    };
+                    if !holds_lease
+                        || self.cancel_step(&step, now, guard, true).await? == Cancelled::Done
+                    {
+                        return Ok((Vec::new(), Duration::ZERO));
+                    }
+                    outcome = commit.outcome;
+                }
+                Err(error) => return Err(error.into()),
             }
-            Err(error) => return Err(error.into()),
         }
-        let lazy: Vec<&Node> = successors
-            .iter()
-            .skip(wf_store::MAX_SUCCESSORS_PER_COMMIT)
-            .map(|(_, n)| *n)
-            .collect();
-        self.after_commit(run, workflow, node, claimed, &commit, &lazy)
-            .await
+        Err(EngineError::Store(StoreError::Throttled))
     }
 
     /// Commits, retrying transient failures while the lease is ours: a redelivered task
@@ -165,20 +219,27 @@ impl Executor {
                     .await?;
                 return Ok((Vec::new(), Duration::ZERO));
             }
-            StepOutcome::Waiting { until, .. } => {
+            StepOutcome::Waiting { until, signal } => {
                 if let Some(until) = until {
                     self.dispatcher
-                        .dispatch(&[this], to_std(*until - now))
+                        .dispatch(std::slice::from_ref(&this), to_std(*until - now))
                         .await?;
+                }
+                // A signal that arrived between the wait's check and its commit found
+                // the step not yet WAITING and woke nothing: look once more.
+                if let Some(signal) = signal
+                    && self
+                        .store
+                        .has_state(&run.run_id, &signal_key(signal)?)
+                        .await?
+                {
+                    self.dispatcher.dispatch(&[this], Duration::ZERO).await?;
                 }
                 return Ok((Vec::new(), Duration::ZERO));
             }
             StepOutcome::Failed { error } if !node.config.continue_on_error => {
-                let error = ErrorInfo::new(
-                    error.code.clone(),
-                    format!("step {} failed: {}", claimed.step_id, error.message),
-                );
-                self.end_run(&run.run_id, RunStatus::Failed, None, Some(error))
+                let error = run_error(&claimed.step_id, error);
+                self.end_run(&run.run_id, wf_store::RunStatus::Failed, None, Some(error))
                     .await?;
                 return Ok((Vec::new(), Duration::ZERO));
             }

@@ -1,11 +1,22 @@
-//! Ending runs: completion when every step is done, failure, cancel, and the clean-up of open steps.
+//! Ending runs: completion when every step is done, failure, cancel, and the clean-up of
+//! open steps.
+//!
+//! Conditions relied on:
+//! - A run moves to a terminal status by a conditional transition at the status and
+//!   version read; contention re-reads and tries again, and a run found ended stays as it is.
+//! - The clean-up after a failure or cancel cancels each open step under a run guard (the
+//!   run still at the terminal status and version it ended with), so a redrive that
+//!   reopened the run meanwhile is never undone: the first guarded write that meets the
+//!   reopened run stops the clean-up.
+//! - A step is cancelled from `RUNNING` only by the holder of its lease or once the lease
+//!   has lapsed; a live worker learns of the end at its commit.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tracing::info;
+use tracing::{info, warn};
 use wf_store::{
-    ErrorInfo, RunId, RunStatus, RunTransition, StepExecution, StepId, StepStatus, StepTransition,
-    StoreError, WorkflowRun,
+    ErrorInfo, ItemKind, RunGuard, RunId, RunStatus, RunTransition, StepExecution, StepId,
+    StepStatus, StepTransition, StoreError, WorkflowRun,
 };
 
 use crate::error::EngineError;
@@ -14,25 +25,41 @@ use crate::workflow::Workflow;
 
 use super::{Executor, RUN_TRANSITION_TRIES, outputs_by_step};
 
+/// What a guarded cancel found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cancelled {
+    /// The step is cancelled, or had already finished, or is held by a live lease.
+    Done,
+    /// The run is no longer as the guard expected (reopened by a redrive): the step was
+    /// left alone.
+    RunChanged,
+}
+
 impl Executor {
+    /// Cancels a step of an ended run. `guard` is the run as read; `holds_lease` says the
+    /// caller owns the step's lease (a worker whose commit met the ended run). A step
+    /// running under someone else's live lease is left to find out at its commit.
     pub(super) async fn cancel_step(
         &self,
         step: &StepExecution,
         now: DateTime<Utc>,
-    ) -> Result<(), EngineError> {
+        guard: RunGuard,
+        holds_lease: bool,
+    ) -> Result<Cancelled, EngineError> {
         if step.status.is_terminal() {
-            return Ok(());
+            return Ok(Cancelled::Done);
         }
-        let live_lease = step.status == StepStatus::Running
-            && step.lease.as_ref().is_some_and(|l| l.until > now);
+        let lease_lapsed = step.lease.as_ref().is_none_or(|l| l.until < now);
         let mut from = vec![
             StepStatus::Pending,
             StepStatus::Ready,
             StepStatus::Waiting,
             StepStatus::Retrying,
         ];
-        if !live_lease || step.status == StepStatus::Running {
+        if holds_lease || lease_lapsed {
             from.push(StepStatus::Running);
+        } else if step.status == StepStatus::Running {
+            return Ok(Cancelled::Done);
         }
         let transition = StepTransition {
             run_id: step.run_id,
@@ -44,10 +71,15 @@ impl Executor {
             waiting_for: None,
             error: None,
             at: now,
-            run_guard: None,
+            run_guard: Some(guard),
         };
         match self.store.transition_step(&transition).await {
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Ok(_) => Ok(Cancelled::Done),
+            Err(StoreError::Conflict {
+                kind: ItemKind::Run,
+                ..
+            }) => Ok(Cancelled::RunChanged),
+            Err(StoreError::Conflict { .. }) => Ok(Cancelled::Done),
             Err(error) => Err(error.into()),
         }
     }
@@ -72,8 +104,9 @@ impl Executor {
         }
     }
 
-    /// Moves a run to a terminal status, re-reading on contention. Returns the run as it
-    /// ends up, or `None` if it had already ended.
+    /// Moves a run to a terminal status, re-reading on contention, then (unless it
+    /// completed) cancels its open steps. Returns the run as it ends up, or `None` if it
+    /// had already ended.
     pub(super) async fn end_run(
         &self,
         run_id: &RunId,
@@ -102,7 +135,7 @@ impl Executor {
                         status,
                     });
                     if status != RunStatus::Completed {
-                        self.cancel_open_steps(run_id).await?;
+                        self.cancel_open_steps(&run).await?;
                     }
                     return Ok(Some(run));
                 }
@@ -113,18 +146,42 @@ impl Executor {
         Err(EngineError::Store(StoreError::Throttled))
     }
 
-    pub(super) async fn cancel_open_steps(&self, run_id: &RunId) -> Result<(), EngineError> {
+    /// Fails a run with `code` (a run that cannot go on: its workflow version or a step is
+    /// not in this deployment, its output cannot be stored). Returns whether this call
+    /// ended it.
+    pub(super) async fn fail_run(
+        &self,
+        run_id: &RunId,
+        code: &str,
+        message: String,
+    ) -> Result<bool, EngineError> {
+        warn!(run_id = %run_id, code, message, "run cannot go on; failing it");
+        let error = ErrorInfo::new(code, message);
+        Ok(self
+            .end_run(run_id, RunStatus::Failed, None, Some(error))
+            .await?
+            .is_some())
+    }
+
+    /// Cancels every open step of an ended run, one by one, each under a guard on the run
+    /// as it ended. Stops as soon as a guard meets a reopened run.
+    async fn cancel_open_steps(&self, ended: &WorkflowRun) -> Result<(), EngineError> {
         let now = self.clock.now();
-        for step in self.store.list_steps(run_id).await? {
-            // Running steps are told through their context and stop at their commit.
-            if !step.status.is_terminal() && step.status != StepStatus::Running {
-                self.cancel_step(&step, now).await?;
+        let guard = RunGuard {
+            status: ended.status,
+            version: ended.version,
+        };
+        for step in self.store.list_steps(&ended.run_id).await? {
+            if self.cancel_step(&step, now, guard, false).await? == Cancelled::RunChanged {
+                info!(run_id = %ended.run_id, "run reopened during its clean-up; clean-up stopped");
+                break;
             }
         }
         Ok(())
     }
 
-    /// Completes the run if every step is done; its output is its leaves' output.
+    /// Completes the run if every step is done; its output is its leaves' output. A run
+    /// whose output is too large to store fails with `run_output_too_large` instead.
     pub(super) async fn finish_if_done(
         &self,
         run_id: &RunId,
@@ -141,10 +198,18 @@ impl Executor {
         } else {
             outputs_by_step(&leaves, outputs)
         };
-        Ok(self
+        match self
             .end_run(run_id, RunStatus::Completed, Some(output), None)
-            .await?
-            .is_some())
+            .await
+        {
+            Ok(ended) => Ok(ended.is_some()),
+            Err(EngineError::Store(StoreError::TooLarge { size, limit, .. })) => {
+                let message =
+                    format!("the run's output of {size} bytes exceeds the limit of {limit}");
+                self.fail_run(run_id, "run_output_too_large", message).await
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Cancels a run: the run becomes `CANCELLED`, every step not running is cancelled,

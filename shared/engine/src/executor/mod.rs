@@ -24,6 +24,7 @@ use crate::telemetry::{NoObserver, Observer};
 mod commit;
 mod finish;
 mod redrive;
+mod repair;
 mod signal;
 mod sweep;
 mod task;
@@ -82,8 +83,10 @@ pub struct SweepReport {
     pub runs_checked: u32,
     /// Tasks dispatched again.
     pub tasks_dispatched: u32,
-    /// Runs found finished and closed.
+    /// Runs found finished and closed (completed, or failed because they cannot go on).
     pub runs_finished: u32,
+    /// Runs that could not be swept (an error, logged and reported); the others were.
+    pub runs_skipped: u32,
 }
 
 /// Runs workflows against a store and a dispatcher.
@@ -108,6 +111,14 @@ fn to_std(delta: TimeDelta) -> Duration {
 
 fn after(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
     now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX)
+}
+
+/// The run's error when step `step_id` failed with `error` and stopped it.
+fn run_error(step_id: &StepId, error: &ErrorInfo) -> ErrorInfo {
+    ErrorInfo::new(
+        error.code.clone(),
+        format!("step {step_id} failed: {}", error.message),
+    )
 }
 
 fn error_info(error: &StepError) -> ErrorInfo {

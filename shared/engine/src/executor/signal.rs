@@ -14,6 +14,14 @@ use super::{Executor, signal_key};
 impl Executor {
     /// Delivers a signal: its payload is kept for the run (so a wait that starts later
     /// sees it) and every step waiting for it wakes. Returns how many steps woke.
+    ///
+    /// A signal is a run-scoped latch, not a queue: once sent, every wait on its name
+    /// (now or later in the run) completes with the latest payload sent. `UnknownSignal`
+    /// (nothing stored) when the run's workflow never waits for `name`.
+    ///
+    /// A wait that checks for its signal and then parks can race with this call; the
+    /// wait looks again after it parks (see `after_commit`), so whichever of the two
+    /// writes lands second sees the other.
     pub async fn signal(
         &self,
         run_id: &RunId,
@@ -26,6 +34,19 @@ impl Executor {
                 run_id: *run_id,
                 status: run.status,
                 action: "signal",
+            });
+        }
+        let workflow = self.registry.get(&run.workflow_id, &run.workflow_version)?;
+        if !workflow.signals().any(|s| s == name) {
+            let names: Vec<&str> = workflow.signals().collect();
+            return Err(EngineError::UnknownSignal {
+                run_id: *run_id,
+                name: name.to_owned(),
+                expected: if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                },
             });
         }
         let now = self.clock.now();

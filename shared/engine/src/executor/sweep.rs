@@ -4,10 +4,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tracing::error;
 use wf_store::{RunQuery, RunStatus, StepId, StepStatus, WorkflowRun};
 
 use crate::dispatch::StepTask;
 use crate::error::EngineError;
+use crate::telemetry::Event;
 
 use super::{Executor, SweepReport, to_std};
 
@@ -15,8 +17,11 @@ impl Executor {
     /// Finds stranded work in open runs and dispatches it again: ready or retrying steps
     /// untouched for `stale_after` (a lost dispatch), running steps whose lease lapsed (a
     /// dead worker), waiting steps whose time has come, successors never created, and runs
-    /// whose steps are all done. Safe to run at any time and concurrently: every action is
-    /// a conditional write or an idempotent task.
+    /// whose steps are all done. It also ends runs that cannot go on (a step failed and
+    /// stopped it, its workflow version is not deployed). Safe to run at any time and
+    /// concurrently: every action is a conditional write or an idempotent task. A run it
+    /// cannot handle is logged, reported (`runs_skipped`, and an
+    /// [`Event::RunNotRecovered`]) and passed over; only a failure to list runs is an error.
     pub async fn sweep(&self, stale_after: Duration) -> Result<SweepReport, EngineError> {
         let mut report = SweepReport::default();
         for status in [RunStatus::Pending, RunStatus::Running, RunStatus::Waiting] {
@@ -29,9 +34,17 @@ impl Executor {
                 let page = self.store.list_runs(&query).await?;
                 for run in &page.items {
                     report.runs_checked += 1;
-                    let (dispatched, finished) = self.sweep_run(run, stale_after).await?;
-                    report.tasks_dispatched += dispatched;
-                    report.runs_finished += u32::from(finished);
+                    match self.sweep_run(run, stale_after).await {
+                        Ok((dispatched, finished)) => {
+                            report.tasks_dispatched += dispatched;
+                            report.runs_finished += u32::from(finished);
+                        }
+                        // One bad run never stops the recovery of the others.
+                        Err(error) => {
+                            report.runs_skipped += 1;
+                            self.not_recovered(run, &error);
+                        }
+                    }
                 }
                 match page.next {
                     Some(cursor) => query.cursor = Some(cursor),
@@ -70,8 +83,13 @@ impl Executor {
         now: DateTime<Utc>,
         stale_before: Option<DateTime<Utc>>,
     ) -> Result<(u32, bool), EngineError> {
-        let workflow = self.registry.get(&run.workflow_id, &run.workflow_version)?;
+        let Some(workflow) = self.workflow_of(run).await? else {
+            return Ok((0, true));
+        };
         let steps = self.store.list_steps(&run.run_id).await?;
+        if self.fail_if_stopped(run, &workflow, &steps).await? {
+            return Ok((0, true));
+        }
         let existing: HashSet<&StepId> = steps.iter().map(|s| &s.step_id).collect();
         let mut scheduled: Vec<(StepTask, Duration)> = Vec::new();
         for step in &steps {
@@ -127,5 +145,14 @@ impl Executor {
         }
         let finished = self.finish_if_done(&run.run_id, &workflow).await?;
         Ok((u32::try_from(scheduled.len()).unwrap_or(u32::MAX), finished))
+    }
+
+    /// Reports a run a recovery pass could not handle: an error log and an event.
+    pub(crate) fn not_recovered(&self, run: &WorkflowRun, error: &EngineError) {
+        error!(run_id = %run.run_id, code = error.code(), error = %error, "run not recovered; passed over");
+        self.observer.on_event(&Event::RunNotRecovered {
+            run_id: run.run_id,
+            code: error.code().to_owned(),
+        });
     }
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info_span};
 use wf_store::{
-    NewStep, RunStatus, StepClaim, StepExecution, StepOutcome, StepStatus, StepTransition,
-    StoreError, WorkflowRun,
+    LeaseFence, NewStep, RunGuard, RunStatus, StepClaim, StepExecution, StepOutcome, StepStatus,
+    StepTransition, StoreError, WorkflowRun,
 };
 
 use crate::dispatch::StepTask;
@@ -17,6 +17,7 @@ use crate::step::StepContext;
 use crate::telemetry::Event;
 use crate::workflow::{Node, NodeKind, Workflow};
 
+use super::finish::Cancelled;
 use super::{Executor, after, error_info, outputs_by_step, signal_key, to_std};
 
 impl Executor {
@@ -30,10 +31,11 @@ impl Executor {
         budget: Option<Duration>,
     ) -> Result<(), EngineError> {
         let started = tokio::time::Instant::now();
+        let deadline = budget.map(|budget| started + budget);
         let mut next = Some(task.clone());
         while let Some(task) = next.take() {
             let span = info_span!("step", run_id = %task.run_id, step_id = %task.step_id, attempt = task.attempt);
-            let (mut ready, timeout) = self.execute_one(&task).instrument(span).await?;
+            let (mut ready, timeout) = self.execute_one(&task, deadline).instrument(span).await?;
             let fits = budget.is_some_and(|budget| {
                 started.elapsed() + timeout + self.config.chain_margin < budget
             });
@@ -47,10 +49,13 @@ impl Executor {
     }
 
     /// One task: returns the successors made ready (to dispatch or chain) and the timeout
-    /// of the next one if there is exactly one.
+    /// of the next one if there is exactly one. A task step is claimed only if its timeout
+    /// and the margin fit before `deadline`; otherwise `NoTimeToStart` hands the task back
+    /// untouched.
     pub(super) async fn execute_one(
         &self,
         task: &StepTask,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<(Vec<StepTask>, Duration), EngineError> {
         let nothing = (Vec::new(), Duration::ZERO);
         let now = self.clock.now();
@@ -62,9 +67,19 @@ impl Executor {
             }
             Err(error) => return Err(error.into()),
         };
-        let workflow = self.registry.get(&run.workflow_id, &run.workflow_version)?;
+        let Some(workflow) = self.workflow_of(&run).await? else {
+            return Ok(nothing);
+        };
         let Some((index, node)) = workflow.node(&task.step_id) else {
-            warn!("task names a step the workflow version does not have; dropped");
+            if !run.status.is_terminal() {
+                let message = format!(
+                    "step {} is not in workflow {} version {} as deployed (a definition \
+                     changed without a new version)",
+                    task.step_id, run.workflow_id, run.workflow_version
+                );
+                self.fail_run(&run.run_id, "step_not_in_definition", message)
+                    .await?;
+            }
             return Ok(nothing);
         };
         let step = match self.store.get_step(&task.run_id, &task.step_id).await {
@@ -79,15 +94,41 @@ impl Executor {
         };
         if step.status.is_terminal() || task.attempt != step.attempt {
             debug!(status = %step.status, "duplicate or stale task; dropped");
+            if step.status.is_terminal() && !run.status.is_terminal() {
+                // A redelivery after a commit whose follow-up did not happen (the
+                // process died, the run transition failed): finish that follow-up.
+                self.follow_up_terminal_step(&run, &workflow, node, &step)
+                    .await?;
+            }
             return Ok(nothing);
         }
         if run.status.is_terminal() {
-            self.cancel_step(&step, now).await?;
+            let guard = RunGuard {
+                status: run.status,
+                version: run.version,
+            };
+            if self.cancel_step(&step, now, guard, false).await? == Cancelled::RunChanged {
+                // Redriven since we read it: look at the task again.
+                self.redispatch_at(task, None, now).await?;
+            }
             return Ok(nothing);
         }
         let Some(step) = self.admit(task, &run, node, step, now).await? else {
             return Ok(nothing);
         };
+        if let (Some(deadline), NodeKind::Task { .. }) = (deadline, &node.kind) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if node.config.timeout + self.config.chain_margin > left {
+                return Err(EngineError::NoTimeToStart {
+                    step_id: step.step_id.to_string(),
+                    needed_ms: u64::try_from(
+                        (node.config.timeout + self.config.chain_margin).as_millis(),
+                    )
+                    .unwrap_or(u64::MAX),
+                    left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+        }
         let claim = StepClaim {
             run_id: run.run_id,
             step_id: step.step_id.clone(),
@@ -178,7 +219,11 @@ impl Executor {
         now: DateTime<Utc>,
     ) -> Result<StepOutcome, EngineError> {
         let input = self.step_input(run, workflow, node).await?;
-        let woke = before_claim.not_before.is_some_and(|t| t <= now);
+        // A parked node's item gets its wake time only when it parks (its first run has
+        // none), and keeps it through the wake: so it woke iff it has one. Comparing
+        // the wake time with this worker's clock would re-park the whole duration when
+        // this clock runs behind the waker's.
+        let woke = before_claim.not_before.is_some();
         let result = match &node.kind {
             NodeKind::Task { run: body, .. } => {
                 if let Some(condition) = &node.condition {
@@ -195,10 +240,18 @@ impl Executor {
                         }
                     }
                 }
+                let lease = LeaseFence {
+                    step_id: claimed.step_id.clone(),
+                    attempt: claimed.attempt,
+                    owner: claimed
+                        .lease
+                        .as_ref()
+                        .map(|l| l.owner.clone())
+                        .unwrap_or_default(),
+                };
                 let ctx = StepContext::new(
                     run.run_id,
-                    claimed.step_id.clone(),
-                    claimed.attempt,
+                    lease,
                     Arc::clone(&self.store),
                     Arc::clone(&self.clock),
                 );
