@@ -74,12 +74,12 @@ impl Executor {
             run_guard: Some(guard),
         };
         match self.store.transition_step(&transition).await {
-            Ok(_) => Ok(Cancelled::Done),
             Err(StoreError::Conflict {
                 kind: ItemKind::Run,
                 ..
             }) => Ok(Cancelled::RunChanged),
-            Err(StoreError::Conflict { .. }) => Ok(Cancelled::Done),
+            // A step conflict: it finished or was claimed meanwhile, which is fine.
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(Cancelled::Done),
             Err(error) => Err(error.into()),
         }
     }

@@ -62,13 +62,10 @@ impl Executor {
         let Some(step) = stopped else {
             return Ok(false);
         };
-        let error = step
-            .error
-            .as_ref()
-            .map(|e| run_error(&step.step_id, e))
-            .unwrap_or_else(|| {
-                wf_store::ErrorInfo::new("step_failed", format!("step {} failed", step.step_id))
-            });
+        let error = step.error.as_ref().map_or_else(
+            || wf_store::ErrorInfo::new("step_failed", format!("step {} failed", step.step_id)),
+            |e| run_error(&step.step_id, e),
+        );
         Ok(self
             .end_run(&run.run_id, RunStatus::Failed, None, Some(error))
             .await?

@@ -116,19 +116,7 @@ impl Executor {
         let Some(step) = self.admit(task, &run, node, step, now).await? else {
             return Ok(nothing);
         };
-        if let (Some(deadline), NodeKind::Task { .. }) = (deadline, &node.kind) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if node.config.timeout + self.config.chain_margin > left {
-                return Err(EngineError::NoTimeToStart {
-                    step_id: step.step_id.to_string(),
-                    needed_ms: u64::try_from(
-                        (node.config.timeout + self.config.chain_margin).as_millis(),
-                    )
-                    .unwrap_or(u64::MAX),
-                    left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
-                });
-            }
-        }
+        self.check_time_to_start(node, deadline)?;
         let claim = StepClaim {
             run_id: run.run_id,
             step_id: step.step_id.clone(),
@@ -160,6 +148,28 @@ impl Executor {
         let duration_ms = u64::try_from(clock_start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.finish_attempt(&run, &workflow, index, node, &claimed, outcome, duration_ms)
             .await
+    }
+
+    /// `NoTimeToStart` unless a task node's timeout and the margin fit before `deadline`:
+    /// Lambda would otherwise stop the step mid-run.
+    fn check_time_to_start(
+        &self,
+        node: &Node,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), EngineError> {
+        let (Some(deadline), NodeKind::Task { .. }) = (deadline, &node.kind) else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let needed = node.config.timeout + self.config.chain_margin;
+        if needed > left {
+            return Err(EngineError::NoTimeToStart {
+                step_id: node.id.to_string(),
+                needed_ms: u64::try_from(needed.as_millis()).unwrap_or(u64::MAX),
+                left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        Ok(())
     }
 
     /// Decides whether a task's step may be claimed now: wakes a parked step whose time
