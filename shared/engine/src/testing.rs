@@ -24,6 +24,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use wf_store::{RunId, RunQuery, RunStatus, StepId, StepStatus, Store};
 
+mod failures;
+mod interleave;
+
+pub use failures::*;
+pub use interleave::{Call, Gate, Interleave};
+
 use crate::{
     Clock, Dispatcher, EngineError, Event, Executor, ExecutorConfig, InProcessDispatcher,
     LocalRunner, Observer, Registry, RetryPolicy, RunnerOutcome, StartRequest, StepContext,
@@ -76,7 +82,20 @@ macro_rules! engine_suite_realtime {
             bad_inputs_are_rejected_and_nothing_is_written,
             idempotent_start_replays_or_conflicts,
             runs_finish_on_the_version_they_started_with,
-            fan_out_of_one_hundred_beyond_one_transaction
+            fan_out_of_one_hundred_beyond_one_transaction,
+            a_failure_whose_run_end_was_lost_still_fails_the_run,
+            redrive_during_the_failure_clean_up_is_not_undone,
+            redrive_runs_failed_branches_created_beyond_one_commit,
+            redrive_keeps_steps_that_continued_on_error,
+            a_run_output_too_large_fails_the_run,
+            one_bad_run_never_stops_the_sweep,
+            an_oversized_output_of_a_step_that_continues_on_error_flows_on,
+            a_signal_sent_while_the_wait_parks_is_seen,
+            state_writes_are_fenced_by_the_lease,
+            a_signal_is_seen_by_every_wait_on_its_name,
+            a_wake_claimed_by_a_worker_whose_clock_is_behind_completes,
+            a_task_for_a_step_not_in_the_definition_fails_the_run,
+            a_step_whose_timeout_does_not_fit_is_not_started
         );
     };
 }
@@ -84,6 +103,9 @@ macro_rules! engine_suite_realtime {
 /// Counts invocations of user code per step, and records every event with its time.
 #[derive(Debug, Default)]
 pub struct Recorder {
+    /// Lets a step that waits on it go on (scenarios that stall a step mid-run).
+    pub gate: tokio::sync::Notify,
+    notes: Mutex<Vec<String>>,
     calls: Mutex<HashMap<String, u32>>,
     events: Mutex<Vec<(DateTime<Utc>, Event)>>,
     dispatched: Mutex<Vec<(StepTask, Duration)>>,
@@ -96,6 +118,15 @@ impl Recorder {
         let n = calls.entry(step.to_owned()).or_default();
         *n += 1;
         *n
+    }
+
+    /// Notes steps leave for the test (what a stalled attempt saw).
+    pub fn note(&self, text: String) {
+        self.notes.lock().unwrap().push(text);
+    }
+
+    pub fn notes(&self) -> Vec<String> {
+        self.notes.lock().unwrap().clone()
     }
 
     pub fn calls(&self, step: &str) -> u32 {
@@ -371,6 +402,7 @@ fn registry(recorder: &Arc<Recorder>, unit: Duration) -> Registry {
             .unwrap(),
         )
         .unwrap();
+    failures::register(&mut registry, recorder, unit);
     registry
 }
 
@@ -414,7 +446,34 @@ impl Bed {
     }
 
     fn build(store: Arc<dyn Store>, unit: Duration, recorder: Arc<Recorder>, twice: bool) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(Utc::now()));
+        Self::assemble(store, unit, recorder, twice, Utc::now(), Vec::new())
+    }
+
+    /// A process whose clock reads `start` now (ahead or behind the others).
+    pub fn build_at(
+        store: Arc<dyn Store>,
+        unit: Duration,
+        recorder: Arc<Recorder>,
+        start: DateTime<Utc>,
+    ) -> Self {
+        Self::assemble(store, unit, recorder, false, start, Vec::new())
+    }
+
+    /// A process whose deployment also has `extra` workflows.
+    pub fn build_with(store: Arc<dyn Store>, unit: Duration, extra: Vec<Workflow>) -> Self {
+        let recorder = Arc::new(Recorder::default());
+        Self::assemble(store, unit, recorder, false, Utc::now(), extra)
+    }
+
+    fn assemble(
+        store: Arc<dyn Store>,
+        unit: Duration,
+        recorder: Arc<Recorder>,
+        twice: bool,
+        start: DateTime<Utc>,
+        extra: Vec<Workflow>,
+    ) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(start));
         *recorder.clock.lock().unwrap() = Some(Arc::clone(&clock));
         let (dispatcher, receiver) = InProcessDispatcher::new();
         let dispatcher: Arc<dyn Dispatcher> = Arc::new(Recording {
@@ -426,15 +485,14 @@ impl Bed {
             lease_margin: unit * 2,
             chain_margin: unit,
         };
+        let mut workflows = registry(&recorder, unit);
+        for workflow in extra {
+            workflows.register(workflow).unwrap();
+        }
         let executor = Arc::new(
-            Executor::new(
-                store,
-                dispatcher,
-                Arc::new(registry(&recorder, unit)),
-                Arc::clone(&clock),
-            )
-            .with_observer(Arc::clone(&recorder) as Arc<dyn Observer>)
-            .with_config(config),
+            Executor::new(store, dispatcher, Arc::new(workflows), Arc::clone(&clock))
+                .with_observer(Arc::clone(&recorder) as Arc<dyn Observer>)
+                .with_config(config),
         );
         let runner = LocalRunner::new(Arc::clone(&executor), receiver);
         Self {
@@ -471,17 +529,23 @@ impl Bed {
     /// runner mid-step, as a crashed process would. Waits on the event, not on a fixed
     /// time, so a slow machine cannot make the kill land before the step starts.
     pub async fn kill_once_started(&mut self, run_id: &RunId, id: &str) {
+        self.run_until(run_id, |r| r.calls(id) > 0).await;
+    }
+
+    /// Runs the run's tasks until `reached` holds for the recorder, then kills the runner
+    /// (queue and running tasks), as a process that dies there would.
+    pub async fn run_until(&mut self, run_id: &RunId, reached: impl Fn(&Recorder) -> bool) {
         let recorder = Arc::clone(&self.recorder);
-        let started = async {
-            while recorder.calls(id) == 0 {
+        let condition = async {
+            while !reached(&recorder) {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
         tokio::select! {
             outcome = self.runner.run(run_id, self.unit * 200_000) => {
-                panic!("the run got past {id} before it was killed: {outcome:?}")
+                panic!("the run got past the point it was to be killed at: {outcome:?}")
             }
-            () = started => {}
+            () = condition => {}
         }
         self.runner.abort();
     }
