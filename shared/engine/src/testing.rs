@@ -95,7 +95,8 @@ macro_rules! engine_suite_realtime {
             a_signal_is_seen_by_every_wait_on_its_name,
             a_wake_claimed_by_a_worker_whose_clock_is_behind_completes,
             a_task_for_a_step_not_in_the_definition_fails_the_run,
-            a_step_whose_timeout_does_not_fit_is_not_started
+            a_step_whose_timeout_does_not_fit_is_not_started,
+            writes_whose_answers_were_lost_are_recognised
         );
     };
 }

@@ -114,36 +114,50 @@ impl Executor {
         output: Option<Value>,
         error: Option<ErrorInfo>,
     ) -> Result<Option<WorkflowRun>, EngineError> {
+        // The times of our tries: a run found ended at one of them, in our status, ended
+        // by our own write whose answer was lost (the store's retry then met its own
+        // condition). That end is ours, and so are its event and its clean-up.
+        let mut tried: Vec<DateTime<Utc>> = Vec::new();
         for _ in 0..RUN_TRANSITION_TRIES {
             let current = self.store.get_run(run_id).await?;
             if current.status.is_terminal() {
-                return Ok(None);
+                let ours = current.status == status && tried.contains(&current.updated_at);
+                if !ours {
+                    return Ok(None);
+                }
+                return self.ended(current).await.map(Some);
             }
+            let at = self.clock.now();
+            tried.push(wf_store::to_millis(at));
             let transition = RunTransition {
                 expected_status: current.status,
                 expected_version: current.version,
                 status,
-                at: self.clock.now(),
+                at,
                 output: output.clone(),
                 error: error.clone(),
             };
             match self.store.transition_run(run_id, &transition).await {
-                Ok(run) => {
-                    info!(run_id = %run_id, status = %status, "run ended");
-                    self.observer.on_event(&Event::RunFinished {
-                        run_id: *run_id,
-                        status,
-                    });
-                    if status != RunStatus::Completed {
-                        self.cancel_open_steps(&run).await?;
-                    }
-                    return Ok(Some(run));
-                }
+                Ok(run) => return self.ended(run).await.map(Some),
                 Err(StoreError::Conflict { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
         }
         Err(EngineError::Store(StoreError::Throttled))
+    }
+
+    /// What follows a run's end by this executor: the log, the event, and (unless it
+    /// completed) the clean-up of its open steps.
+    async fn ended(&self, run: WorkflowRun) -> Result<WorkflowRun, EngineError> {
+        info!(run_id = %run.run_id, status = %run.status, "run ended");
+        self.observer.on_event(&Event::RunFinished {
+            run_id: run.run_id,
+            status: run.status,
+        });
+        if run.status != RunStatus::Completed {
+            self.cancel_open_steps(&run).await?;
+        }
+        Ok(run)
     }
 
     /// Fails a run with `code` (a run that cannot go on: its workflow version or a step is

@@ -128,8 +128,13 @@ impl Executor {
         let claimed = match self.store.claim_step(&claim).await {
             Ok(step) => step,
             Err(StoreError::Conflict { .. }) => {
-                debug!("step is leased by another worker or moved on; dropped");
-                return Ok(nothing);
+                // A retry after a lost answer meets its own claim: the lease is ours.
+                let current = self.store.get_step(&run.run_id, &step.step_id).await?;
+                if !is_own_claim(&current, &claim) {
+                    debug!("step is leased by another worker or moved on; dropped");
+                    return Ok(nothing);
+                }
+                current
             }
             Err(error) => return Err(error.into()),
         };
@@ -431,8 +436,23 @@ impl Executor {
         };
         match self.store.transition_step(&transition).await {
             Ok(step) => Ok(Some(step)),
-            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(StoreError::Conflict { .. }) => {
+                // Woken already, by this call (a retry after a lost answer) or another
+                // worker: claiming it is the next move either way, and is conditional.
+                let current = self.store.get_step(&step.run_id, &step.step_id).await?;
+                Ok(
+                    (current.status == StepStatus::Ready && current.attempt == step.attempt)
+                        .then_some(current),
+                )
+            }
             Err(error) => Err(error.into()),
         }
     }
+}
+
+/// Whether `step` is running under the lease `claim` asked for.
+fn is_own_claim(step: &StepExecution, claim: &StepClaim) -> bool {
+    step.status == StepStatus::Running
+        && step.attempt == claim.attempt
+        && step.lease.as_ref().is_some_and(|l| l.owner == claim.owner)
 }

@@ -539,3 +539,42 @@ pub async fn a_step_whose_timeout_does_not_fit_is_not_started(
     assert_eq!(bed.recorder.calls("slow"), 0);
     assert_eq!(bed.step(&run_id, "slow").await.status, StepStatus::Ready);
 }
+
+/// Lost answers: a claim, a wake and a run's final write that were applied but whose
+/// answers were lost (the store's retry met the write itself) are recognised as this
+/// worker's own: no task is dropped, nothing waits for a lease to lapse or for the
+/// sweep, and the run's end is reported once.
+pub async fn writes_whose_answers_were_lost_are_recognised(store: Arc<dyn Store>, unit: Duration) {
+    let faults = Interleave::new(Arc::clone(&store));
+    let mut bed = Bed::new(Arc::clone(&faults) as Arc<dyn Store>, unit);
+    faults.lose_answer(
+        1,
+        |call| matches!(call, Call::ClaimStep(c) if c.step_id.as_str() == "add-one"),
+    );
+    faults.lose_answer(1, run_to(RunStatus::Completed));
+    let run_id = bed.start("linear", json!(5)).await;
+    // Idle (not Finished) if the claim's task had been dropped.
+    let run = bed.finished(&run_id).await;
+    assert_eq!(run.output, Some(json!(9)));
+    assert_eq!(bed.recorder.calls("add-one"), 1);
+    let ends = bed
+        .recorder
+        .events()
+        .iter()
+        .filter(|(_, e)| matches!(e, crate::Event::RunFinished { run_id: id, .. } if *id == run_id))
+        .count();
+    assert_eq!(ends, 1, "the run's end is reported once");
+
+    // A wake whose answer was lost: the step still runs at once.
+    faults.lose_answer(1, step_to("await-approval", StepStatus::Ready));
+    let run_id = bed.start("approval", json!({ "doc": "d-10" })).await;
+    let _ = bed.runner.run(&run_id, unit * 10).await.unwrap();
+    bed.executor
+        .signal(&run_id, "approved", &json!("ok"))
+        .await
+        .unwrap();
+    let RunnerOutcome::Finished(run) = bed.runner.run(&run_id, unit * 10).await.unwrap() else {
+        panic!("the woken step waited");
+    };
+    assert_eq!(run.status, RunStatus::Completed);
+}

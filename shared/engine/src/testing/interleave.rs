@@ -26,6 +26,8 @@ pub enum Call<'a> {
     CommitStep(&'a StepCommit),
     /// `list_steps` of this run.
     ListSteps(&'a RunId),
+    /// `claim_step`.
+    ClaimStep(&'a StepClaim),
 }
 
 type Matcher = Box<dyn Fn(&Call<'_>) -> bool + Send + Sync>;
@@ -54,6 +56,7 @@ pub struct Interleave {
     inner: Arc<dyn Store>,
     holds: Mutex<Vec<(Matcher, Arc<Gate>)>>,
     faults: Mutex<Vec<(Matcher, u32)>>,
+    lost: Mutex<Vec<(Matcher, u32)>>,
 }
 
 impl std::fmt::Debug for Interleave {
@@ -68,6 +71,7 @@ impl Interleave {
             inner,
             holds: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
+            lost: Mutex::new(Vec::new()),
         })
     }
 
@@ -84,6 +88,33 @@ impl Interleave {
     /// Fails the next `times` calls that match with a throttling error.
     pub fn fail(&self, times: u32, matches: impl Fn(&Call<'_>) -> bool + Send + Sync + 'static) {
         self.faults.lock().unwrap().push((Box::new(matches), times));
+    }
+
+    /// Applies the next `times` calls that match, then answers them with a conflict: what
+    /// the store's retry of a write whose first answer was lost meets (its own write).
+    pub fn lose_answer(
+        &self,
+        times: u32,
+        matches: impl Fn(&Call<'_>) -> bool + Send + Sync + 'static,
+    ) {
+        self.lost.lock().unwrap().push((Box::new(matches), times));
+    }
+
+    /// After a call was applied: `Err` if its answer is to be lost.
+    fn answer(&self, call: Call<'_>) -> Result<(), StoreError> {
+        let mut lost = self.lost.lock().unwrap();
+        if let Some(entry) = lost
+            .iter_mut()
+            .find(|(matches, left)| *left > 0 && matches(&call))
+        {
+            entry.1 -= 1;
+            return Err(StoreError::Conflict {
+                kind: wf_store::ItemKind::Step,
+                key: "lost-answer".to_owned(),
+                reason: "the retry met the write whose answer was lost",
+            });
+        }
+        Ok(())
     }
 
     async fn intercept(&self, call: Call<'_>) -> Result<(), StoreError> {
@@ -133,7 +164,9 @@ impl Store for Interleave {
         transition: &RunTransition,
     ) -> Result<WorkflowRun, StoreError> {
         self.intercept(Call::TransitionRun(transition)).await?;
-        self.inner.transition_run(run_id, transition).await
+        let run = self.inner.transition_run(run_id, transition).await?;
+        self.answer(Call::TransitionRun(transition))?;
+        Ok(run)
     }
     async fn create_step(
         &self,
@@ -155,14 +188,19 @@ impl Store for Interleave {
         self.inner.list_steps(run_id).await
     }
     async fn claim_step(&self, claim: &StepClaim) -> Result<StepExecution, StoreError> {
-        self.inner.claim_step(claim).await
+        self.intercept(Call::ClaimStep(claim)).await?;
+        let step = self.inner.claim_step(claim).await?;
+        self.answer(Call::ClaimStep(claim))?;
+        Ok(step)
     }
     async fn transition_step(
         &self,
         transition: &StepTransition,
     ) -> Result<StepExecution, StoreError> {
         self.intercept(Call::TransitionStep(transition)).await?;
-        self.inner.transition_step(transition).await
+        let step = self.inner.transition_step(transition).await?;
+        self.answer(Call::TransitionStep(transition))?;
+        Ok(step)
     }
     async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
         self.intercept(Call::CommitStep(commit)).await?;

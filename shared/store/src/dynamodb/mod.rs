@@ -267,10 +267,14 @@ impl DynamoDbStore {
         actions: Vec<TransactWriteItem>,
     ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>>
     {
+        // One token per call, kept by the SDK's own retries: a retry after a lost answer
+        // (a timeout or 5xx once the transaction was applied) is answered with success
+        // instead of meeting the transaction's own conditions.
         let output = self
             .client
             .transact_write_items()
             .set_transact_items(Some(actions))
+            .client_request_token(ulid::Ulid::new().to_string())
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await?;
