@@ -1,6 +1,8 @@
 //! The store conformance suite against DynamoDB Local: the same cases the SQLite backend
 //! passes, each on a fresh table with the seed's keys and indexes. A DynamoDB Local that
-//! cannot start fails every case; nothing is skipped.
+//! cannot start fails every case; nothing is skipped. The store signs its cursors under a
+//! configured key (the SQLite run of the suite uses the built-in one), so both paths of
+//! `CursorKey` meet the forged-cursor table.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,7 +11,7 @@
 )]
 
 use wf_integration_tests::{create_table, dynamodb_client, require_dynamodb, unique_table_name};
-use wf_store::{DynamoDbStore, Retention};
+use wf_store::{CursorKey, DynamoDbStore, Retention};
 
 async fn fresh_store() -> Box<DynamoDbStore> {
     let local = require_dynamodb();
@@ -18,7 +20,8 @@ async fn fresh_store() -> Box<DynamoDbStore> {
     create_table(&client, &table)
         .await
         .expect("create the test table");
-    Box::new(DynamoDbStore::new(client, table, Retention::default()))
+    let key = CursorKey::derive(b"conformance deployment key").unwrap();
+    Box::new(DynamoDbStore::new(client, table, Retention::default()).with_cursor_key(key))
 }
 
 wf_store::conformance_suite!(fresh_store);

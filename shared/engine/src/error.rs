@@ -126,7 +126,7 @@ impl EngineError {
             | Self::InvalidState { .. }
             | Self::Store(StoreError::Conflict { .. }) => 409,
             Self::Store(StoreError::TooLarge { .. }) => 413,
-            Self::Store(StoreError::InvalidInput { .. }) => 400,
+            Self::Store(StoreError::InvalidInput { .. } | StoreError::InvalidCursor { .. }) => 400,
             Self::Store(StoreError::Throttled) | Self::NoTimeToStart { .. } => 503,
             Self::Definition { .. } | Self::Store(_) | Self::Dispatch { .. } => 500,
         }

@@ -17,7 +17,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
+mod cursors;
 mod guards;
+
+pub use cursors::forged_cursors_are_refused;
 pub use guards::*;
 
 use crate::{
@@ -53,6 +56,7 @@ macro_rules! conformance_suite {
             pagination_covers_every_filter,
             time_range_queries_are_inclusive,
             invalid_cursor_and_limit_are_rejected,
+            forged_cursors_are_refused,
             ttl_is_on_every_item,
             delete_removes_every_item,
             export_delete_import_round_trips,
@@ -931,10 +935,7 @@ pub async fn invalid_cursor_and_limit_are_rejected(store: &dyn Store) {
     };
     assert!(matches!(
         store.list_runs(&bad_cursor).await,
-        Err(StoreError::InvalidInput {
-            field: "cursor",
-            ..
-        })
+        Err(StoreError::InvalidCursor { .. })
     ));
     let bad_limit = RunQuery {
         limit: crate::MAX_PAGE_SIZE + 1,

@@ -66,6 +66,13 @@ pub enum StoreError {
         /// Why it is invalid.
         reason: String,
     },
+    /// A listing cursor was not issued by this store for this query: altered, truncated,
+    /// signed under another key, or given back with other filters. Start again without it.
+    #[error("invalid cursor: it {reason}; list again without a cursor")]
+    InvalidCursor {
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// A write would exceed a hard limit of the backend (DynamoDB's 400 KB item, 100 actions
     /// or 4 MB per transaction). Nothing was written.
     #[error(
@@ -113,6 +120,7 @@ impl StoreError {
             Self::Conflict { .. } => "conflict",
             Self::IdempotencyKeyUsed { .. } => "idempotency_key_used",
             Self::InvalidInput { .. } => "invalid_input",
+            Self::InvalidCursor { .. } => "invalid_cursor",
             Self::TooLarge { .. } => "too_large",
             Self::Corrupt { .. } => "corrupt_item",
             Self::Throttled => "throttled",
@@ -196,6 +204,7 @@ mod tests {
                 },
                 "invalid_input",
             ),
+            (StoreError::InvalidCursor { reason: "r" }, "invalid_cursor"),
             (
                 StoreError::TooLarge {
                     what: "w",

@@ -6,8 +6,11 @@
 //!    returns [`StoreError::Conflict`].
 //! 2. [`Store::commit_step`] is all-or-nothing.
 //! 3. Every item carries a `ttl`, so nothing outlives its run for ever.
-//! 4. Run listings are newest first, with opaque cursors, for every filter.
+//! 4. Run listings are newest first, with opaque cursors, for every filter. A cursor is
+//!    signed under the store's [`CursorKey`] and bound to its query's filters: an altered,
+//!    truncated, foreign or other-query cursor is refused with `InvalidCursor`.
 
+mod cursor;
 mod dynamodb;
 mod error;
 mod ids;
@@ -21,6 +24,7 @@ mod store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use cursor::{Cursor, CursorKey};
 pub use dynamodb::{
     CapacityTotals, DynamoDbStore, load_aws_config, run_from_stream_image, run_id_from_sort_key,
 };
@@ -35,7 +39,7 @@ pub use retention::{MAX_RUN_LIFETIME_DAYS_VAR, RETENTION_DAYS_VAR, RetentionConf
 pub use sqlite::SqliteStore;
 
 pub use store::{
-    Cursor, LeaseFence, MAX_PAGE_SIZE, MAX_SUCCESSORS_PER_COMMIT, NewRun, NewStep, Page, Retention,
+    LeaseFence, MAX_PAGE_SIZE, MAX_SUCCESSORS_PER_COMMIT, NewRun, NewStep, Page, Retention,
     RunGuard, RunQuery, RunTransition, StepClaim, StepCommit, StepOutcome, StepTransition, Store,
     Successor,
 };

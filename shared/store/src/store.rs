@@ -7,17 +7,18 @@
 //!    successors' readiness and the run's progress are written together or not at all.
 //! 3. Every item carries `ttl`; the store computes it from its [`Retention`].
 //! 4. Listings are newest first, with an opaque cursor that resumes exactly after the last
-//!    item returned.
+//!    item returned. Cursors are signed and bound to the query's filters (see
+//!    [`crate::CursorKey`]); any other cursor is refused with `InvalidCursor`.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::cursor::Cursor;
 use crate::error::StoreError;
 use crate::ids::{RunId, StateKey, StepId, WorkflowId};
 use crate::model::{
@@ -304,41 +305,6 @@ pub const MAX_SUCCESSORS_PER_COMMIT: usize = 97;
 
 /// Largest page of runs.
 pub const MAX_PAGE_SIZE: u32 = 1000;
-
-/// An opaque position in a listing: give `Page::next` back to get the following page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor(String);
-
-impl Cursor {
-    /// The cursor that resumes after the run whose listing sort key is `sort_key`.
-    pub(crate) fn after(sort_key: &str) -> Self {
-        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sort_key))
-    }
-
-    /// The sort key after which the next page starts.
-    pub(crate) fn sort_key(&self) -> Result<String, StoreError> {
-        let invalid = || StoreError::InvalidInput {
-            field: "cursor",
-            reason: "is not a cursor returned by a previous page".to_owned(),
-        };
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(&self.0)
-            .map_err(|_| invalid())?;
-        let key = String::from_utf8(bytes).map_err(|_| invalid())?;
-        crate::keys::parse_listing_sort_key(&key).ok_or_else(invalid)?;
-        Ok(key)
-    }
-
-    /// Wraps a cursor string received from a caller. Validated when used.
-    pub fn parse(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The string form to hand to callers.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq)]

@@ -36,6 +36,7 @@ use expr::Expr;
 use item::{Item, millis, n, s};
 pub use stream::{run_from_stream_image, run_id_from_sort_key};
 
+use crate::cursor::CursorKey;
 use crate::error::{ItemKind, StoreError};
 use crate::ids::{RunId, StateKey, StepId};
 use crate::keys;
@@ -64,6 +65,7 @@ pub struct DynamoDbStore {
     table: String,
     retention: Retention,
     capacity: Arc<Capacity>,
+    cursor_key: CursorKey,
 }
 
 /// Sleeps for a full-jitter exponential backoff: uniform in `[0, min(2 s, 25 ms * 2^try)]`.
@@ -150,7 +152,16 @@ impl DynamoDbStore {
             table: table.into(),
             retention,
             capacity: Arc::default(),
+            cursor_key: CursorKey::default(),
         }
+    }
+
+    /// Signs and checks listing cursors with `key` instead of the built-in default. Every
+    /// process that pages one listing must use the same key.
+    #[must_use]
+    pub fn with_cursor_key(mut self, key: CursorKey) -> Self {
+        self.cursor_key = key;
+        self
     }
 
     /// Loads the AWS configuration the standard way (credential chain, region,

@@ -4,7 +4,8 @@
 //! (`STATUS#<status>`); with neither, the six status partitions of GSI2 are queried and
 //! merged by sort key, which covers every run without a scan. Resource and tag filters are
 //! filter expressions. Sort keys are unique, so the cursor is the last key returned and
-//! every partition resumes strictly below it.
+//! every partition resumes strictly below it. The cursor is signed and bound to the query
+//! (`crate::cursor`), so a resumed listing stays in the partitions and filters it began with.
 
 use std::collections::VecDeque;
 
@@ -13,10 +14,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use super::capacity::OpKind;
 use super::item::{self, Item, s};
 use super::{DynamoDbStore, sdk_error};
+use crate::cursor::Cursor;
 use crate::error::StoreError;
 use crate::keys;
 use crate::model::{RunStatus, WorkflowRun};
-use crate::store::{Cursor, Page, RunQuery};
+use crate::store::{Page, RunQuery};
 
 struct Partition {
     index: &'static str,
@@ -120,7 +122,11 @@ pub(super) async fn list_runs(
     query: &RunQuery,
 ) -> Result<Page<WorkflowRun>, StoreError> {
     let limit = query.page_size()?;
-    let cursor_key = query.cursor.as_ref().map(Cursor::sort_key).transpose()?;
+    let cursor_key = query
+        .cursor
+        .as_ref()
+        .map(|cursor| cursor.position(&store.cursor_key, query))
+        .transpose()?;
     let mut upper = query
         .created_to
         .map_or_else(|| "~".to_owned(), keys::listing_upper_bound);
@@ -183,9 +189,13 @@ pub(super) async fn list_runs(
         items.push(run);
     }
     let next = if more {
-        items
-            .last()
-            .map(|run| Cursor::after(&keys::listing_sort_key(run.created_at, &run.run_id)))
+        items.last().map(|run| {
+            Cursor::issue(
+                &store.cursor_key,
+                query,
+                &keys::listing_sort_key(run.created_at, &run.run_id),
+            )
+        })
     } else {
         None
     };

@@ -17,7 +17,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::Cursor;
 use crate::error::{ItemKind, StoreError};
 use crate::ids::{RunId, StateKey, StepId};
 use crate::keys;
@@ -27,12 +26,14 @@ use crate::store::{
     LeaseFence, NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit,
     StepTransition, Store,
 };
+use crate::{Cursor, CursorKey};
 
 /// A [`Store`] on SQLite.
 #[derive(Debug)]
 pub struct SqliteStore {
     connection: Mutex<Connection>,
     retention: Retention,
+    cursor_key: CursorKey,
 }
 
 fn db_error(error: rusqlite::Error) -> StoreError {
@@ -75,7 +76,15 @@ impl SqliteStore {
         Ok(Self {
             connection: Mutex::new(connection),
             retention,
+            cursor_key: CursorKey::default(),
         })
+    }
+
+    /// Signs and checks listing cursors with `key` instead of the built-in default.
+    #[must_use]
+    pub fn with_cursor_key(mut self, key: CursorKey) -> Self {
+        self.cursor_key = key;
+        self
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -593,7 +602,11 @@ impl Store for SqliteStore {
         let mut upper = query
             .created_to
             .map_or_else(|| "~".to_owned(), keys::listing_upper_bound);
-        let cursor_key = query.cursor.as_ref().map(Cursor::sort_key).transpose()?;
+        let cursor_key = query
+            .cursor
+            .as_ref()
+            .map(|cursor| cursor.position(&self.cursor_key, query))
+            .transpose()?;
         if let Some(key) = &cursor_key {
             upper = upper.min(key.clone());
         }
@@ -636,9 +649,13 @@ impl Store for SqliteStore {
             }
             let next = more
                 .then(|| {
-                    items
-                        .last()
-                        .map(|r| Cursor::after(&keys::listing_sort_key(r.created_at, &r.run_id)))
+                    items.last().map(|r| {
+                        Cursor::issue(
+                            &self.cursor_key,
+                            query,
+                            &keys::listing_sort_key(r.created_at, &r.run_id),
+                        )
+                    })
                 })
                 .flatten();
             Ok(Page { items, next })
