@@ -197,7 +197,13 @@ fn functions_get_the_environment_logging_and_events_their_code_reads() {
     let expected: [(&str, &[(&str, &str)]); 4] = [
         ("start-run", &[("STEP_QUEUE_URL", "StepQueue")]),
         ("execute-step", &[("STEP_QUEUE_URL", "StepQueue")]),
-        ("runs-api", &[("STEP_QUEUE_URL", "StepQueue")]),
+        (
+            "runs-api",
+            &[
+                ("STEP_QUEUE_URL", "StepQueue"),
+                ("CURSOR_KEY", "AWS::StackId"),
+            ],
+        ),
         (
             "stream-archiver",
             &[

@@ -1,6 +1,8 @@
 //! execute-step: runs step tasks delivered by SQS, and sweeps stranded steps when the
 //! EventBridge schedule fires.
 //!
+//! - Only SQS records (`eventSource` `aws:sqs`) and the sweep schedule are served; any other
+//!   event is refused as a whole with `unsupported_event` ([`classify`]).
 //! - SQS batch: records run concurrently (at most [`CONCURRENCY`] at a time), each in its
 //!   own span. A record that fails (malformed body, transient store or dispatch error, or
 //!   too little time left to start it) is reported alone in `batchItemFailures`, so SQS
@@ -21,7 +23,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::{Instrument as _, error, info, info_span, warn};
 use wf_engine::{EngineError, StepTask};
-use wf_lambda::{ApiError, Deps};
+use wf_lambda::{ApiError, Deps, ErrorCode};
 
 /// Records of one batch executed at the same time.
 pub const CONCURRENCY: usize = 4;
@@ -33,44 +35,97 @@ pub const START_MARGIN: Duration = Duration::from_secs(10);
 /// Ready or retrying steps untouched for this long count as lost dispatches in a sweep.
 pub const SWEEP_STALE_AFTER: Duration = Duration::from_secs(300);
 
-/// Handles an SQS batch or a scheduled sweep.
-pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, ApiError> {
-    let deadline = deadline_of(&event.context);
-    let payload = event.payload;
-    let internal =
-        |e: serde_json::Error| ApiError::new(500, "internal_error", format!("serialise: {e}"));
-    if payload.get("Records").is_some() {
+/// The `eventSource` of every record SQS delivers.
+pub const SQS_EVENT_SOURCE: &str = "aws:sqs";
+
+/// What execute-step was sent, once checked.
+#[derive(Debug)]
+pub enum Delivery {
+    /// A batch of step tasks from the step queue.
+    Batch(SqsEvent),
+    /// The EventBridge schedule that runs the sweep.
+    Sweep,
+}
+
+/// Tells an SQS batch from the sweep schedule, and refuses anything else as a whole with
+/// `unsupported_event`: a batch with one record from another source (S3, SNS, a DynamoDB
+/// stream, ...) runs none of its records, since answering it per record would report empty
+/// message ids, which fail a whole SQS batch and count as success on an asynchronous
+/// invoke. `Records` that are SQS records but do not parse give `malformed_event`.
+pub fn classify(payload: Value) -> Result<Delivery, ApiError> {
+    if let Some(records) = payload.get("Records") {
+        let records = records.as_array().ok_or_else(|| {
+            ApiError::field(
+                ErrorCode::MalformedEvent,
+                "Records",
+                "Records is not an array of SQS records",
+            )
+        })?;
+        for (index, record) in records.iter().enumerate() {
+            // SQS, S3 and DynamoDB streams write `eventSource`; SNS writes `EventSource`.
+            let source = record
+                .get("eventSource")
+                .or_else(|| record.get("EventSource"))
+                .and_then(Value::as_str);
+            if source != Some(SQS_EVENT_SOURCE) {
+                let shown =
+                    source.map_or_else(|| "no eventSource".to_owned(), |s| format!("{s:?}"));
+                return Err(ApiError::field(
+                    ErrorCode::UnsupportedEvent,
+                    format!("Records[{index}].eventSource"),
+                    format!(
+                        "record {index} comes from {shown}, not {SQS_EVENT_SOURCE:?}: execute-step \
+                         only runs step tasks from its queue; no record of this event was run"
+                    ),
+                ));
+            }
+        }
         let batch: SqsEvent = serde_json::from_value(payload).map_err(|e| {
             ApiError::field(
-                400,
-                "malformed_event",
+                ErrorCode::MalformedEvent,
                 "Records",
                 format!("not an SQS event: {e}"),
             )
         })?;
-        let response = handle_batch(deps, batch, deadline).await;
-        return serde_json::to_value(response).map_err(internal);
+        return Ok(Delivery::Batch(batch));
     }
     let detail_type = payload.get("detail-type").and_then(Value::as_str);
-    if detail_type == Some("Scheduled Event") {
-        let report = deps
-            .executor
-            .sweep(SWEEP_STALE_AFTER)
-            .await
-            .map_err(ApiError::from)?;
-        info!(
-            runs_checked = report.runs_checked,
-            tasks_dispatched = report.tasks_dispatched,
-            runs_finished = report.runs_finished,
-            "sweep done"
-        );
-        return serde_json::to_value(report).map_err(internal);
+    let source = payload.get("source").and_then(Value::as_str);
+    if detail_type == Some("Scheduled Event") && source == Some("aws.events") {
+        return Ok(Delivery::Sweep);
     }
     Err(ApiError::new(
-        400,
-        "unsupported_event",
-        "expected an SQS batch of step tasks or a scheduled sweep event",
+        ErrorCode::UnsupportedEvent,
+        "expected an SQS batch of step tasks or the scheduled sweep event",
     ))
+}
+
+/// Handles an SQS batch or a scheduled sweep; refuses any other event as a whole with
+/// `unsupported_event` (a Lambda error whose `errorType` is the code; see [`classify`]).
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, ApiError> {
+    let deadline = deadline_of(&event.context);
+    let internal =
+        |e: serde_json::Error| ApiError::new(ErrorCode::InternalError, format!("serialise: {e}"));
+    match classify(event.payload)? {
+        Delivery::Batch(batch) => {
+            let response = handle_batch(deps, batch, deadline).await;
+            serde_json::to_value(response).map_err(internal)
+        }
+        Delivery::Sweep => {
+            let report = deps
+                .executor
+                .sweep(SWEEP_STALE_AFTER)
+                .await
+                .map_err(ApiError::from)?;
+            info!(
+                runs_checked = report.runs_checked,
+                tasks_dispatched = report.tasks_dispatched,
+                runs_finished = report.runs_finished,
+                "sweep done"
+            );
+            serde_json::to_value(report).map_err(internal)
+        }
+    }
 }
 
 /// Epoch milliseconds of 2001-09-09: Lambda's deadlines are epoch times far above this.

@@ -1,7 +1,8 @@
 //! execute-step against every `events/execute-step-*.json` (with a real run's id in place
 //! of the sample id), over SQLite in memory with a recording dispatcher standing in for
 //! SQS: a run is driven to completion through SQS-shaped batches, bad records are
-//! reported alone, and the scheduled event sweeps.
+//! reported alone, the scheduled event sweeps, and S3, SNS and DynamoDB stream events are
+//! refused as a whole.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -68,8 +69,12 @@ async fn sample_events_are_all_covered() {
     assert_eq!(
         event_names("execute-step"),
         [
+            "execute-step-dynamodb-insert",
+            "execute-step-s3-put",
+            "execute-step-sns-notification",
             "execute-step-sqs",
             "execute-step-sqs-malformed",
+            "execute-step-sqs-with-s3-record",
             "execute-step-sweep"
         ]
     );
@@ -202,13 +207,93 @@ async fn the_scheduled_event_sweeps_lost_dispatches() {
     assert_eq!(report.tasks_dispatched, 1);
     let tasks = dispatcher.take();
     assert_eq!(tasks[0].0.run_id, run_id);
-    let unknown = handle(
-        &deps,
-        LambdaEvent::new(json!({ "hello": "world" }), Context::default()),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(unknown.code, "unsupported_event");
+}
+
+#[tokio::test]
+async fn events_from_other_sources_are_refused_as_a_whole_and_run_nothing() {
+    let (deps, dispatcher) = Deps::in_memory();
+    let run_id = start_order(&deps).await;
+    let _ = dispatcher.take();
+    let mut sweep_from_elsewhere = event("execute-step-sweep");
+    sweep_from_elsewhere["source"] = json!("my.app");
+    let mut records_not_a_list = event("execute-step-sqs");
+    records_not_a_list["Records"] = json!({ "eventSource": "aws:sqs" });
+    let mut sqs_record_of_the_wrong_shape = event_for_run("execute-step-sqs", &run_id);
+    sqs_record_of_the_wrong_shape["Records"][0]["body"] = json!(42);
+    // (sample or payload, error code, field)
+    let cases: Vec<(&str, Value, &str, Option<&str>)> = vec![
+        (
+            "execute-step-s3-put",
+            event_for_run("execute-step-s3-put", &run_id),
+            "unsupported_event",
+            Some("Records[0].eventSource"),
+        ),
+        (
+            "execute-step-sns-notification",
+            event_for_run("execute-step-sns-notification", &run_id),
+            "unsupported_event",
+            Some("Records[0].eventSource"),
+        ),
+        (
+            "execute-step-dynamodb-insert",
+            event_for_run("execute-step-dynamodb-insert", &run_id),
+            "unsupported_event",
+            Some("Records[0].eventSource"),
+        ),
+        (
+            "execute-step-sqs-with-s3-record (the SQS record does not run either)",
+            event_for_run("execute-step-sqs-with-s3-record", &run_id),
+            "unsupported_event",
+            Some("Records[1].eventSource"),
+        ),
+        (
+            "a JSON object of no known source",
+            json!({ "hello": "world" }),
+            "unsupported_event",
+            None,
+        ),
+        (
+            "a Scheduled Event not from aws.events",
+            sweep_from_elsewhere,
+            "unsupported_event",
+            None,
+        ),
+        (
+            "Records that are not an array",
+            records_not_a_list,
+            "malformed_event",
+            Some("Records"),
+        ),
+        (
+            "an SQS record whose body is not a string",
+            sqs_record_of_the_wrong_shape,
+            "malformed_event",
+            Some("Records"),
+        ),
+    ];
+    for (name, payload, code, field) in cases {
+        let error = handle(
+            &deps,
+            LambdaEvent::new(payload, context_with(Duration::from_secs(300))),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.code, code, "{name}: {error}");
+        assert_eq!(error.field.as_deref(), field, "{name}: {error}");
+        assert!(!error.message.is_empty(), "{name}");
+        let diagnostic = lambda_runtime::Diagnostic::from(error);
+        assert_eq!(diagnostic.error_type, code, "{name}: the Lambda error type");
+    }
+    // Nothing ran: the first step was never claimed and nothing was dispatched.
+    let validate = deps
+        .executor
+        .store()
+        .get_step(&run_id, &"validate".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(validate.status.to_string(), "READY");
+    assert!(validate.lease.is_none());
+    assert!(dispatcher.take().is_empty());
 }
 
 #[tokio::test]

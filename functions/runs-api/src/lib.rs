@@ -11,7 +11,9 @@
 //! | `GET /workflows` | the workflows this deployment runs |
 //!
 //! Unknown runs give 404 `run_not_found`; a malformed id or query value gives 400 naming
-//! the parameter; an action that does not fit the run's status gives 409 `invalid_state`.
+//! the parameter; a cursor this deployment did not issue for the same filters gives 400
+//! `invalid_cursor`; an action that does not fit the run's status gives 409 `invalid_state`.
+//! Every code is a [`wf_lambda::ErrorCode`].
 //! Routing reads the method and the raw path, so it works behind the HTTP API's routes, a
 //! `$default` route, a named stage or `cargo lambda watch` alike.
 
@@ -20,7 +22,9 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wf_lambda::{ApiError, Deps, json_body, json_response, problem_response, query_param};
+use wf_lambda::{
+    ApiError, Deps, ErrorCode, json_body, json_response, problem_response, query_param,
+};
 use wf_store::{Cursor, MAX_PAGE_SIZE, RunId, RunQuery, RunStatus, WorkflowId};
 
 /// Handles one HTTP API request; every outcome is a response.
@@ -108,16 +112,14 @@ async fn route(deps: &Deps, request: &ApiGatewayV2httpRequest) -> Result<(u16, V
             | ["runs", _, "steps" | "cancel" | "redrive"]
             | ["runs", _, "signals", _],
         ) => Err(ApiError::new(
-            405,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!(
                 "{method} is not allowed on {}",
                 request.raw_path.as_deref().unwrap_or("/")
             ),
         )),
         _ => Err(ApiError::new(
-            404,
-            "route_not_found",
+            ErrorCode::RouteNotFound,
             format!(
                 "no route for {method} {}",
                 request.raw_path.as_deref().unwrap_or("/")
@@ -129,8 +131,7 @@ async fn route(deps: &Deps, request: &ApiGatewayV2httpRequest) -> Result<(u16, V
 fn run_id(raw: &str) -> Result<RunId, ApiError> {
     RunId::parse(raw).map_err(|_| {
         ApiError::field(
-            400,
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             "runId",
             format!("runId {raw:?} is not a run id (a 26-character ULID)"),
         )
@@ -141,8 +142,7 @@ fn run_id(raw: &str) -> Result<RunId, ApiError> {
 fn not_found(error: wf_store::StoreError) -> ApiError {
     match error {
         wf_store::StoreError::NotFound { key, .. } => ApiError::field(
-            404,
-            "run_not_found",
+            ErrorCode::RunNotFound,
             "runId",
             format!("run {key} not found"),
         ),
@@ -151,7 +151,7 @@ fn not_found(error: wf_store::StoreError) -> ApiError {
 }
 
 fn invalid(parameter: &str, message: String) -> ApiError {
-    ApiError::field(400, "invalid_parameter", parameter.to_owned(), message)
+    ApiError::field(ErrorCode::InvalidParameter, parameter.to_owned(), message)
 }
 
 /// A time given as RFC 3339 or as epoch milliseconds.

@@ -206,7 +206,7 @@ async fn bad_requests_name_the_parameter_and_change_nothing() {
         (
             list(json!({ "cursor": "not-a-cursor" })),
             400,
-            "invalid_input",
+            "invalid_cursor",
             Some("cursor"),
         ),
         (
@@ -306,4 +306,92 @@ async fn listing_pages_with_a_cursor_and_filters_by_tag_and_time() {
     tagged["queryStringParameters"] = json!({ "tag": "env:prod" });
     let (_, none) = call(&deps, tagged).await;
     assert_eq!(none["items"], json!([]));
+}
+
+#[tokio::test]
+async fn forged_cursors_are_400_invalid_cursor_and_the_genuine_one_resumes() {
+    let (deps, _dispatcher) = Deps::in_memory();
+    for _ in 0..3 {
+        start(&deps, "order-fulfilment", order("4242-4242")).await;
+    }
+    let mut request = event("runs-api-list-runs");
+    request["queryStringParameters"] = json!({ "workflowId": "order-fulfilment", "limit": "2" });
+    let (_, first) = call(&deps, request.clone()).await;
+    let genuine = first["nextCursor"].as_str().unwrap().to_owned();
+    let flipped = {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut bytes = engine.decode(&genuine).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        engine.encode(bytes)
+    };
+    let foreign = {
+        // A deployment with its own CURSOR_KEY, over the same runs.
+        let store = wf_store::SqliteStore::in_memory(wf_store::Retention::default())
+            .unwrap()
+            .with_cursor_key(wf_store::CursorKey::derive(b"another deployment's key").unwrap());
+        for run in deps
+            .executor
+            .store()
+            .list_runs(&wf_store::RunQuery::default())
+            .await
+            .unwrap()
+            .items
+        {
+            let record = deps.executor.store().export_run(&run.run_id).await.unwrap();
+            wf_store::Store::import_run(&store, &record).await.unwrap();
+        }
+        let query = wf_store::RunQuery {
+            workflow_id: Some("order-fulfilment".parse().unwrap()),
+            limit: 2,
+            ..wf_store::RunQuery::default()
+        };
+        let page = wf_store::Store::list_runs(&store, &query).await.unwrap();
+        page.next.unwrap().as_str().to_owned()
+    };
+    // (case, query parameters)
+    let cases = [
+        (
+            "one bit flipped",
+            json!({ "workflowId": "order-fulfilment", "limit": "2", "cursor": flipped }),
+        ),
+        (
+            "truncated",
+            json!({ "workflowId": "order-fulfilment", "limit": "2", "cursor": genuine[..genuine.len() - 3] }),
+        ),
+        (
+            "issued by another deployment",
+            json!({ "workflowId": "order-fulfilment", "limit": "2", "cursor": foreign }),
+        ),
+        (
+            "another query's filters",
+            json!({ "workflowId": "approval", "limit": "2", "cursor": genuine }),
+        ),
+        (
+            "another status partition",
+            json!({ "workflowId": "order-fulfilment", "status": "PENDING", "limit": "2", "cursor": genuine }),
+        ),
+    ];
+    for (name, query) in cases {
+        let mut forged = request.clone();
+        forged["queryStringParameters"] = query;
+        let (status, problem) = call(&deps, forged).await;
+        assert_eq!(status, 400, "{name}: {problem}");
+        assert_eq!(problem["code"], "invalid_cursor", "{name}: {problem}");
+        assert_eq!(problem["field"], "cursor", "{name}: {problem}");
+    }
+    request["queryStringParameters"]["cursor"] = json!(genuine);
+    let (status, second) = call(&deps, request).await;
+    assert_eq!(status, 200, "{second}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["runId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&second).len(), 1);
+    assert!(!ids(&first).contains(&ids(&second)[0]));
 }

@@ -21,7 +21,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::info;
 use wf_engine::{StartRequest, Started};
-use wf_lambda::{ApiError, Deps, from_json_value, json_body, json_response, problem_response};
+use wf_lambda::{
+    ApiError, Deps, ErrorCode, from_json_value, json_body, json_response, problem_response,
+};
 
 /// The EventBridge detail-type this function starts runs for.
 pub const START_DETAIL_TYPE: &str = "Start Workflow Run";
@@ -59,7 +61,7 @@ impl StartRunBody {
     /// Checks the labels, then turns the body into an engine request.
     fn into_request(self) -> Result<StartRequest, ApiError> {
         let invalid = |field: &str, message: String| {
-            ApiError::field(400, "invalid_request", field.to_owned(), message)
+            ApiError::field(ErrorCode::InvalidRequest, field.to_owned(), message)
         };
         if self.workflow_id.trim().is_empty() {
             return Err(invalid("workflowId", "workflowId must not be empty".into()));
@@ -134,15 +136,13 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Api
             let response = match serde_json::from_value::<ApiGatewayV2httpRequest>(payload) {
                 Ok(request) => handle_http(deps, &request).await,
                 Err(e) => problem_response(&ApiError::new(
-                    400,
-                    "malformed_request",
+                    ErrorCode::MalformedRequest,
                     format!("not an HTTP API request: {e}"),
                 )),
             };
             serde_json::to_value(response).map_err(|e| {
                 ApiError::new(
-                    500,
-                    "internal_error",
+                    ErrorCode::InternalError,
                     format!("response did not serialise: {e}"),
                 )
             })
@@ -154,8 +154,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Api
                 .unwrap_or_default();
             if detail_type != START_DETAIL_TYPE {
                 return Err(ApiError::field(
-                    400,
-                    "unsupported_event",
+                    ErrorCode::UnsupportedEvent,
                     "detail-type",
                     format!("detail-type {detail_type:?} is not {START_DETAIL_TYPE:?}"),
                 ));
@@ -196,8 +195,7 @@ async fn start_from_http(
     let method = request.request_context.http.method.as_str();
     if method != "POST" {
         return Err(ApiError::new(
-            405,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed on /runs here; use POST"),
         ));
     }
@@ -217,8 +215,7 @@ async fn start_from_http(
 fn parse_body(value: Value) -> Result<StartRunBody, ApiError> {
     if !value.is_object() {
         return Err(ApiError::field(
-            400,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "body",
             "the request must be a JSON object with workflowId and input",
         ));

@@ -194,7 +194,8 @@ async fn bad_direct_invokes_fail_with_a_code_and_the_field_and_write_nothing() {
         ),
         (
             json!({ "workflowId": "order-fulfilment", "input": order, "idempotencyKey": "" }),
-            "invalid_input",
+            // The store refuses the key: a 400 about the request, not the input's 422.
+            "invalid_request",
             "idempotencyKey",
         ),
         (
@@ -225,7 +226,7 @@ async fn bad_direct_invokes_fail_with_a_code_and_the_field_and_write_nothing() {
         assert_eq!(error.code, code, "{shown}: {error}");
         assert_eq!(error.field.as_deref(), Some(field), "{shown}: {error}");
         assert!(
-            error.status >= 400 && error.status < 500,
+            error.status() >= 400 && error.status() < 500,
             "{shown}: {error}"
         );
         let diagnostic = lambda_runtime::Diagnostic::from(error);
@@ -240,7 +241,7 @@ async fn bad_direct_invokes_fail_with_a_code_and_the_field_and_write_nothing() {
     wrong["detail-type"] = json!("Something Else");
     let error = invoke(&deps, wrong).await.unwrap_err();
     assert_eq!(
-        (error.code, error.field.as_deref()),
+        (error.code.as_str(), error.field.as_deref()),
         ("unsupported_event", Some("detail-type"))
     );
 }

@@ -24,6 +24,16 @@ pub(crate) struct Cli {
         default_value = "workflow_executions"
     )]
     pub(crate) table: String,
+    /// Secret (16 bytes or more) that signs and checks `wf list` cursors; set it to a
+    /// deployment's `CURSOR_KEY` to page that deployment's cursors. Default: a built-in key.
+    #[arg(
+        long,
+        global = true,
+        env = "WF_CURSOR_KEY",
+        hide_env_values = true,
+        value_parser = parse_cursor_key
+    )]
+    pub(crate) cursor_key: Option<wf_store::CursorKey>,
     /// More log output (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
@@ -143,6 +153,15 @@ pub(crate) struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+fn parse_cursor_key(text: &str) -> Result<wf_store::CursorKey, String> {
+    wf_store::CursorKey::derive(text.as_bytes()).ok_or_else(|| {
+        format!(
+            "a cursor key must be at least {} bytes long",
+            wf_store::CursorKey::MIN_SECRET_LEN
+        )
+    })
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {

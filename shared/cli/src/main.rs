@@ -90,10 +90,15 @@ async fn open_store(cli: &Cli) -> Result<Arc<dyn Store>, CliError> {
                     source,
                 })?;
             }
-            Ok(Arc::new(SqliteStore::open(&path, Retention::default())?))
+            let key = cli.cursor_key.clone().unwrap_or_default();
+            Ok(Arc::new(
+                SqliteStore::open(&path, Retention::default())?.with_cursor_key(key),
+            ))
         }
         StoreKind::Dynamodb => Ok(Arc::new(
-            DynamoDbStore::connect(cli.table.clone(), Retention::default()).await,
+            DynamoDbStore::connect(cli.table.clone(), Retention::default())
+                .await
+                .with_cursor_key(cli.cursor_key.clone().unwrap_or_default()),
         )),
     }
 }

@@ -1,5 +1,5 @@
 //! The `wf` binary end to end on a fresh embedded store: the README's main job, bad
-//! input, the approval signal round trip, listing and showing.
+//! input, the approval signal round trip, listing (with forged cursors) and showing.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -159,6 +159,82 @@ fn a_failed_run_exits_1_and_approval_round_trips_a_signal() {
     assert!(
         workflows.contains("order-fulfilment v1") && workflows.contains("document-pipeline v1"),
         "{workflows}"
+    );
+}
+
+#[test]
+fn list_cursors_page_with_no_configuration_and_forged_ones_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wf.db");
+    for _ in 0..3 {
+        let parked = wf(
+            &db,
+            &[
+                "run",
+                "approval",
+                "--input",
+                "shared/workflows/inputs/approval.json",
+            ],
+        );
+        assert!(parked.status.success(), "{}", stderr(&parked));
+    }
+    let list = |extra: &[&str], env: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wf"));
+        command
+            .args(["list", "--limit", "2", "--json"])
+            .args(extra)
+            .env("WF_DB", &db)
+            .env_remove("WF_STORE")
+            .env_remove("WF_CURSOR_KEY");
+        if let Some(key) = env {
+            command.env("WF_CURSOR_KEY", key);
+        }
+        command.output().expect("run wf")
+    };
+    let first: Value = serde_json::from_str(&stdout(&list(&[], None))).unwrap();
+    let cursor = first["next"].as_str().unwrap().to_owned();
+    // Another process, still no configuration: the cursor resumes after the last run.
+    let second: Value = serde_json::from_str(&stdout(&list(&["--cursor", &cursor], None))).unwrap();
+    assert_eq!(second["runs"].as_array().unwrap().len(), 1);
+    assert_ne!(second["runs"][0]["runId"], first["runs"][1]["runId"]);
+    assert!(second["next"].is_null());
+
+    let mut flipped = cursor.clone().into_bytes();
+    flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let truncated = &cursor[..cursor.len() - 2];
+    let key = "a deployment's own cursor key";
+    // (case, arguments, WF_CURSOR_KEY)
+    let cases: [(&str, Vec<&str>, Option<&str>); 5] = [
+        ("altered", vec!["--cursor", &flipped], None),
+        ("truncated", vec!["--cursor", truncated], None),
+        ("another key", vec!["--cursor", &cursor], Some(key)),
+        (
+            "other filters",
+            vec!["--cursor", &cursor, "--workflow", "approval"],
+            None,
+        ),
+        (
+            "other status partition",
+            vec!["--cursor", &cursor, "--status", "WAITING"],
+            None,
+        ),
+    ];
+    for (name, args, env) in cases {
+        let out = list(&args, env);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("invalid cursor"),
+            "{name}: {}",
+            stderr(&out)
+        );
+    }
+    let short = list(&[], Some("short"));
+    assert_eq!(short.status.code(), Some(2));
+    assert!(
+        stderr(&short).contains("at least 16 bytes"),
+        "{}",
+        stderr(&short)
     );
 }
 

@@ -2,7 +2,7 @@
 //! variable is a typed error that names it, so a bad deployment fails at init with a clear
 //! message instead of at the first request.
 
-use wf_store::Retention;
+use wf_store::{CursorKey, Retention};
 
 /// Why the configuration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +24,9 @@ pub enum ConfigError {
     },
 }
 
+/// The variable that holds the secret listing cursors are signed with.
+pub const CURSOR_KEY_VAR: &str = "CURSOR_KEY";
+
 /// Settings shared by start-run, execute-step and runs-api.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -36,6 +39,11 @@ pub struct Config {
     /// `METRICS_NAMESPACE` (default `WorkflowRunner`): the CloudWatch namespace of the
     /// EMF metrics.
     pub metrics_namespace: String,
+    /// `CURSOR_KEY`: the secret (16 bytes or more) listing cursors are signed with, so a
+    /// cursor is refused once altered or reused with other filters. The template sets it
+    /// to the stack's id, which is unique per deployment and never shown to API callers;
+    /// unset (local runs), the built-in key of [`CursorKey::default`] applies.
+    pub cursor_key: CursorKey,
 }
 
 impl Config {
@@ -61,6 +69,15 @@ impl Config {
                 reason: "must not exceed MAX_RUN_LIFETIME_DAYS".to_owned(),
             });
         }
+        let cursor_key = match lookup(CURSOR_KEY_VAR).filter(|v| !v.is_empty()) {
+            None => CursorKey::default(),
+            Some(secret) => {
+                CursorKey::derive(secret.as_bytes()).ok_or_else(|| ConfigError::Invalid {
+                    name: CURSOR_KEY_VAR,
+                    reason: format!("must be at least {} bytes long", CursorKey::MIN_SECRET_LEN),
+                })?
+            }
+        };
         Ok(Self {
             table_name: required("TABLE_NAME")?,
             step_queue_url: required("STEP_QUEUE_URL")?,
@@ -68,6 +85,7 @@ impl Config {
             metrics_namespace: lookup("METRICS_NAMESPACE")
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "WorkflowRunner".to_owned()),
+            cursor_key,
         })
     }
 }
@@ -99,6 +117,7 @@ mod tests {
             Duration::from_secs(365 * DAY)
         );
         assert_eq!(config.metrics_namespace, "WorkflowRunner");
+        assert_eq!(config.cursor_key, CursorKey::default());
         assert_eq!(
             read(&[("STEP_QUEUE_URL", "q")]),
             Err(ConfigError::Missing { name: "TABLE_NAME" })
@@ -126,5 +145,28 @@ mod tests {
                 "{value}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn the_cursor_key_comes_from_cursor_key_and_must_be_long_enough() {
+        let base = [("TABLE_NAME", "t"), ("STEP_QUEUE_URL", "q")];
+        let with = |value: &'static str| {
+            let mut vars = base.to_vec();
+            vars.push(("CURSOR_KEY", value));
+            read(&vars)
+        };
+        let stack = "arn:aws:cloudformation:us-east-1:123456789012:stack/wf/3c5b7f60-0000-11ef";
+        assert_eq!(
+            with(stack).unwrap().cursor_key,
+            CursorKey::derive(stack.as_bytes()).unwrap()
+        );
+        assert_eq!(with("").unwrap().cursor_key, CursorKey::default());
+        assert!(matches!(
+            with("too short"),
+            Err(ConfigError::Invalid {
+                name: "CURSOR_KEY",
+                ..
+            })
+        ));
     }
 }

@@ -31,7 +31,8 @@ impl Deps {
             aws_sdk_dynamodb::Client::new(&aws),
             config.table_name.clone(),
             config.retention,
-        );
+        )
+        .with_cursor_key(config.cursor_key.clone());
         let dispatcher = SqsDispatcher::new(
             aws_sdk_sqs::Client::new(&aws),
             config.step_queue_url.clone(),

@@ -14,14 +14,15 @@ use tracing::error;
 use wf_engine::EngineError;
 use wf_store::StoreError;
 
-/// A request that cannot be served, with what the caller needs to fix it.
+use crate::codes::ErrorCode;
+
+/// A request that cannot be served, with what the caller needs to fix it. Its code comes
+/// from the one list, [`ErrorCode`], and so does its status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
-    /// HTTP status (4xx: the caller's to fix; 5xx: ours, retry later).
-    pub status: u16,
-    /// Stable machine code.
-    pub code: &'static str,
+    /// Stable machine code (with its HTTP status).
+    pub code: ErrorCode,
     /// Human message naming what is wrong.
     pub message: String,
     /// The input at fault, when there is one.
@@ -30,14 +31,8 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error about one field.
-    pub fn field(
-        status: u16,
-        code: &'static str,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn field(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             field: Some(field.into()),
@@ -45,53 +40,69 @@ impl ApiError {
     }
 
     /// An error about no field in particular.
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             field: None,
         }
     }
 
+    /// HTTP status (4xx: the caller's to fix; 5xx: ours, retry later).
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
     /// The error's JSON body.
     pub fn body(&self) -> Value {
-        json!({ "code": self.code, "message": self.message, "field": self.field })
+        json!({ "code": self.code.as_str(), "message": self.message, "field": self.field })
     }
 
     /// Whether delivering the same request again could succeed (5xx only).
     pub fn is_retryable(&self) -> bool {
-        self.status >= 500
+        self.status() >= 500
     }
+}
+
+/// The code an engine (or store) error is answered with: its own, except the store's
+/// `invalid_input` (an argument it refuses), which is the caller's `invalid_request`. A code
+/// missing from [`ErrorCode`] (one no request can meet) becomes `internal_error`.
+fn code_of(error: &EngineError) -> ErrorCode {
+    if let EngineError::Store(StoreError::InvalidInput { .. }) = error {
+        return ErrorCode::InvalidRequest;
+    }
+    ErrorCode::parse(error.code()).unwrap_or_else(|| {
+        error!(code = error.code(), error = %error, "error code missing from ErrorCode");
+        ErrorCode::InternalError
+    })
 }
 
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
-        let status = error.http_status();
-        let code = error.code();
+        let code = code_of(&error);
         let field = match &error {
             EngineError::UnknownWorkflow { .. } => Some("workflowId".to_owned()),
+            EngineError::RunNotFound { .. } => Some("runId".to_owned()),
             EngineError::InvalidInput(input) => Some(format!(
                 "input{}",
                 if input.path == "." { "" } else { &input.path }
             )),
             EngineError::IdempotencyConflict { .. } => Some("idempotencyKey".to_owned()),
             EngineError::Store(StoreError::InvalidInput { field, .. }) => Some((*field).to_owned()),
+            EngineError::Store(StoreError::InvalidCursor { .. }) => Some("cursor".to_owned()),
             EngineError::Store(StoreError::TooLarge { what, .. }) => Some((*what).to_owned()),
             _ => None,
         };
-        if status >= 500 {
+        if code.status() >= 500 {
             // Details stay in the log; the caller gets a stable code and a retry hint.
-            error!(error = %error, code, "request failed");
+            error!(error = %error, code = code.as_str(), "request failed");
             return Self {
-                status,
                 code,
                 message: "the service could not complete the request; retry later".to_owned(),
                 field: None,
             };
         }
         Self {
-            status,
             code,
             message: error.to_string(),
             field,
@@ -112,7 +123,7 @@ impl From<ApiError> for lambda_runtime::Diagnostic {
             message = format!("{message} (field {field})");
         }
         Self {
-            error_type: error.code.to_owned(),
+            error_type: error.code.as_str().to_owned(),
             error_message: message,
         }
     }
@@ -125,7 +136,7 @@ pub fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
 
 /// The problem response for `error`.
 pub fn problem_response(error: &ApiError) -> ApiGatewayV2httpResponse {
-    response(error.status, "application/problem+json", &error.body())
+    response(error.status(), "application/problem+json", &error.body())
 }
 
 fn response(status: u16, content_type: &'static str, body: &Value) -> ApiGatewayV2httpResponse {
@@ -148,7 +159,7 @@ pub fn json_body<T: DeserializeOwned>(request: &ApiGatewayV2httpRequest) -> Resu
         Some(body) if request.is_base64_encoded => base64::engine::general_purpose::STANDARD
             .decode(body)
             .map_err(|e| {
-                ApiError::field(400, "malformed_body", "body", format!("bad base64: {e}"))
+                ApiError::field(ErrorCode::MalformedBody, "body", format!("bad base64: {e}"))
             })?,
         Some(body) => body.as_bytes().to_vec(),
     };
@@ -159,8 +170,7 @@ pub fn json_body<T: DeserializeOwned>(request: &ApiGatewayV2httpRequest) -> Resu
     };
     let value: Value = serde_json::from_slice(raw).map_err(|e| {
         ApiError::field(
-            400,
-            "malformed_json",
+            ErrorCode::MalformedJson,
             "body",
             format!("the body is not valid JSON: {e}"),
         )
@@ -189,8 +199,7 @@ pub fn from_json_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError>
             field
         };
         ApiError::field(
-            400,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             field.clone(),
             format!("{field}: {inner}"),
         )
@@ -253,7 +262,7 @@ mod tests {
         ];
         for (body, code, field) in cases {
             let error = json_body::<Body>(&request(body)).unwrap_err();
-            assert_eq!(error.status, 400, "{body}");
+            assert_eq!(error.status(), 400, "{body}");
             assert_eq!(error.code, code, "{body}");
             assert_eq!(
                 error.field.as_deref(),
@@ -277,16 +286,156 @@ mod tests {
     #[test]
     fn server_errors_hide_details_and_are_retryable() {
         let error = ApiError::from(StoreError::Throttled);
-        assert_eq!((error.status, error.code), (503, "throttled"));
+        assert_eq!((error.status(), error.code), (503, ErrorCode::Throttled));
         assert!(error.is_retryable());
         assert!(!error.message.contains("throttled"));
         let diagnostic = lambda_runtime::Diagnostic::from(ApiError::field(
-            422,
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "input.id",
             "bad",
         ));
         assert_eq!(diagnostic.error_type, "invalid_input");
         assert!(diagnostic.error_message.contains("input.id"));
+    }
+
+    #[test]
+    fn engine_and_store_errors_keep_their_code_and_status_at_the_edge() {
+        use wf_engine::InputError;
+        use wf_store::{ItemKind, RunId, RunStatus};
+        let run_id = RunId::generate();
+        let store = |error: StoreError| EngineError::Store(error);
+        // (error, code at the edge, field)
+        let cases: Vec<(EngineError, ErrorCode, Option<&str>)> = vec![
+            (
+                EngineError::UnknownWorkflow {
+                    workflow_id: "x".into(),
+                    version: None,
+                },
+                ErrorCode::UnknownWorkflow,
+                Some("workflowId"),
+            ),
+            (
+                EngineError::InvalidInput(InputError {
+                    path: ".lines[0]".into(),
+                    message: "m".into(),
+                }),
+                ErrorCode::InvalidInput,
+                Some("input.lines[0]"),
+            ),
+            (
+                EngineError::IdempotencyConflict {
+                    key: "k".into(),
+                    run_id,
+                },
+                ErrorCode::IdempotencyConflict,
+                Some("idempotencyKey"),
+            ),
+            (
+                EngineError::RunNotFound { run_id },
+                ErrorCode::RunNotFound,
+                Some("runId"),
+            ),
+            (
+                EngineError::InvalidState {
+                    run_id,
+                    status: RunStatus::Running,
+                    action: "redrive",
+                },
+                ErrorCode::InvalidState,
+                None,
+            ),
+            (
+                EngineError::Dispatch {
+                    message: "m".into(),
+                    source: None,
+                },
+                ErrorCode::DispatchFailed,
+                None,
+            ),
+            (
+                store(StoreError::NotFound {
+                    kind: ItemKind::Step,
+                    key: "k".into(),
+                }),
+                ErrorCode::NotFound,
+                None,
+            ),
+            (
+                store(StoreError::Conflict {
+                    kind: ItemKind::Run,
+                    key: "k".into(),
+                    reason: "r",
+                }),
+                ErrorCode::Conflict,
+                None,
+            ),
+            (
+                store(StoreError::InvalidInput {
+                    field: "idempotencyKey",
+                    reason: "r".into(),
+                }),
+                ErrorCode::InvalidRequest,
+                Some("idempotencyKey"),
+            ),
+            (
+                store(StoreError::InvalidCursor { reason: "r" }),
+                ErrorCode::InvalidCursor,
+                Some("cursor"),
+            ),
+            (
+                store(StoreError::TooLarge {
+                    what: "input",
+                    size: 2,
+                    limit: 1,
+                }),
+                ErrorCode::TooLarge,
+                Some("input"),
+            ),
+            (
+                store(StoreError::Corrupt {
+                    kind: ItemKind::Run,
+                    attribute: "a".into(),
+                    reason: "r".into(),
+                }),
+                ErrorCode::CorruptItem,
+                None,
+            ),
+            (store(StoreError::Throttled), ErrorCode::Throttled, None),
+            (
+                store(StoreError::Backend {
+                    message: "m".into(),
+                    retryable: true,
+                    source: None,
+                }),
+                ErrorCode::BackendError,
+                None,
+            ),
+            // Neither reaches a request (the engine answers a used key as a replay or an
+            // idempotency_conflict; definitions are checked at cold start): a fault of ours.
+            (
+                store(StoreError::IdempotencyKeyUsed {
+                    key: "k".into(),
+                    run_id,
+                }),
+                ErrorCode::InternalError,
+                None,
+            ),
+            (
+                EngineError::Definition {
+                    workflow_id: "w".into(),
+                    reason: "r".into(),
+                },
+                ErrorCode::InternalError,
+                None,
+            ),
+        ];
+        for (error, code, field) in cases {
+            let shown = error.to_string();
+            let status = error.http_status();
+            let api = ApiError::from(error);
+            assert_eq!(api.code, code, "{shown}");
+            assert_eq!(api.status(), status, "{shown}: the engine's status");
+            assert_eq!(api.field.as_deref(), field, "{shown}");
+        }
     }
 }

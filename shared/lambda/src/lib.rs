@@ -8,13 +8,17 @@
 //!    [`ApiError`] with a 4xx status, a stable `code` and the `field` it is about.
 //! 2. SDK clients are built once per process, in [`Deps::from_env`], never per request.
 //! 3. Handlers hold no DynamoDB or SQS knowledge: they call the engine through [`Deps`].
+//! 4. Every code a function answers with is an [`ErrorCode`], the one list the README's
+//!    error table shows (a test compares them).
 
+mod codes;
 mod config;
 mod deps;
 mod http;
 mod metrics;
 
-pub use config::{Config, ConfigError};
+pub use codes::ErrorCode;
+pub use config::{CURSOR_KEY_VAR, Config, ConfigError};
 pub use deps::Deps;
 pub use http::{
     ApiError, from_json_value, json_body, json_response, problem_response, query_param,
