@@ -268,6 +268,11 @@ mod tests {
                 "too_large",
                 413,
             ),
+            (
+                EngineError::Store(StoreError::InvalidCursor { reason: "r" }),
+                "invalid_cursor",
+                400,
+            ),
         ];
         for (error, code, status) in cases {
             assert_eq!(

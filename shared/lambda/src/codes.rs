@@ -136,19 +136,23 @@ impl ErrorCode {
         Self::ALL.iter().copied().find(|c| c.as_str() == code)
     }
 
+    fn row(code: Self) -> String {
+        format!(
+            "| {} | `{}` | {} | {} | {} |\n",
+            code.status(),
+            code.as_str(),
+            code.meaning(),
+            code.field(),
+            code.sources()
+        )
+    }
+
     /// The README's error table, one row per code.
     pub fn markdown_table() -> String {
         let mut table =
             String::from("| status | code | meaning | field | from |\n|---|---|---|---|---|\n");
         for code in Self::ALL {
-            table.push_str(&format!(
-                "| {} | `{}` | {} | {} | {} |\n",
-                code.status(),
-                code.as_str(),
-                code.meaning(),
-                code.field(),
-                code.sources()
-            ));
+            table.push_str(&Self::row(*code));
         }
         table
     }

@@ -299,6 +299,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one table row per engine and store error variant"
+    )]
     fn engine_and_store_errors_keep_their_code_and_status_at_the_edge() {
         use wf_engine::InputError;
         use wf_store::{ItemKind, RunId, RunStatus};

@@ -28,22 +28,15 @@ async fn first_page(store: &dyn Store, query: &RunQuery) -> (Vec<WorkflowRun>, C
     (page.items, next)
 }
 
-pub async fn forged_cursors_are_refused(store: &dyn Store) {
-    let runs = seed_runs(store).await;
-    let orders = RunQuery {
-        workflow_id: Some(WorkflowId::parse("orders").unwrap()),
-        limit: 3,
-        ..RunQuery::default()
-    };
-    let completed = RunQuery {
-        status: Some(RunStatus::Completed),
-        limit: 2,
-        ..RunQuery::default()
-    };
-    let (orders_page, genuine) = first_page(store, &orders).await;
-    let (_, completed_cursor) = first_page(store, &completed).await;
-    let position = sort_key(orders_page.last().unwrap());
-
+/// Every way to misuse a cursor: `(case, query, cursor)`. `genuine` is the first cursor of
+/// `orders`, at `position`; `completed_cursor` the first of `completed`.
+fn forgeries(
+    orders: &RunQuery,
+    genuine: &Cursor,
+    position: &str,
+    completed: &RunQuery,
+    completed_cursor: &Cursor,
+) -> Vec<(String, RunQuery, Cursor)> {
     let with = |change: &dyn Fn(&mut RunQuery)| {
         let mut query = orders.clone();
         change(&mut query);
@@ -51,7 +44,7 @@ pub async fn forged_cursors_are_refused(store: &dyn Store) {
     };
     let mut cases: Vec<(String, RunQuery, Cursor)> = Vec::new();
     // One bit flipped in every byte: version, tag and position alike.
-    let bytes = decode(&genuine);
+    let bytes = decode(genuine);
     for index in 0..bytes.len() {
         let mut tampered = bytes.clone();
         tampered[index] ^= 1 << (index % 8);
@@ -84,8 +77,8 @@ pub async fn forged_cursors_are_refused(store: &dyn Store) {
         orders.clone(),
         Cursor::issue(
             &CursorKey::derive(b"another deployment's key").unwrap(),
-            &orders,
-            &position,
+            orders,
+            position,
         ),
     ));
     cases.push((
@@ -133,7 +126,26 @@ pub async fn forged_cursors_are_refused(store: &dyn Store) {
             completed_cursor.clone(),
         ));
     }
+    cases
+}
 
+pub async fn forged_cursors_are_refused(store: &dyn Store) {
+    let runs = seed_runs(store).await;
+    let orders = RunQuery {
+        workflow_id: Some(WorkflowId::parse("orders").unwrap()),
+        limit: 3,
+        ..RunQuery::default()
+    };
+    let completed = RunQuery {
+        status: Some(RunStatus::Completed),
+        limit: 2,
+        ..RunQuery::default()
+    };
+    let (orders_page, genuine) = first_page(store, &orders).await;
+    let (_, completed_cursor) = first_page(store, &completed).await;
+    let position = sort_key(orders_page.last().unwrap());
+
+    let cases = forgeries(&orders, &genuine, &position, &completed, &completed_cursor);
     for (name, mut query, cursor) in cases {
         query.cursor = Some(cursor);
         match store.list_runs(&query).await {
