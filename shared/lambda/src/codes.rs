@@ -113,6 +113,9 @@ error_codes! {
     /// The input does not fit the workflow.
     InvalidInput = "invalid_input", 422, field: "the JSON path, e.g. `input.lines[0].quantity`",
         from: "start-run", "the input does not fit the first step's input type";
+    /// The run's workflow never waits for this signal.
+    UnknownSignal = "unknown_signal", 422, field: "`name` (the path's signal name)",
+        from: "runs-api", "the run's workflow never waits for a signal of this name: it would wake nothing, so nothing is stored";
     /// A fault of ours with no better code.
     InternalError = "internal_error", 500, field: "",
         from: "all", "an answer did not serialise, or an unexpected engine error (logged): retry later";

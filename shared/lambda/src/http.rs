@@ -83,6 +83,7 @@ impl From<EngineError> for ApiError {
         let field = match &error {
             EngineError::UnknownWorkflow { .. } => Some("workflowId".to_owned()),
             EngineError::RunNotFound { .. } => Some("runId".to_owned()),
+            EngineError::UnknownSignal { .. } => Some("name".to_owned()),
             EngineError::InvalidInput(input) => Some(format!(
                 "input{}",
                 if input.path == "." { "" } else { &input.path }
@@ -414,8 +415,19 @@ mod tests {
                 ErrorCode::BackendError,
                 None,
             ),
-            // Neither reaches a request (the engine answers a used key as a replay or an
-            // idempotency_conflict; definitions are checked at cold start): a fault of ours.
+            (
+                EngineError::UnknownSignal {
+                    run_id,
+                    name: "approve".into(),
+                    expected: "approved".into(),
+                },
+                ErrorCode::UnknownSignal,
+                Some("name"),
+            ),
+            // None of these reaches a request (the engine answers a used key as a replay or
+            // an idempotency_conflict; definitions are checked at cold start; only
+            // execute-step starts steps, and it hands such a record back to SQS): should one
+            // ever, it is a fault of ours.
             (
                 store(StoreError::IdempotencyKeyUsed {
                     key: "k".into(),
@@ -432,13 +444,24 @@ mod tests {
                 ErrorCode::InternalError,
                 None,
             ),
+            (
+                EngineError::NoTimeToStart {
+                    step_id: "s".into(),
+                    needed_ms: 2,
+                    left_ms: 1,
+                },
+                ErrorCode::InternalError,
+                None,
+            ),
         ];
         for (error, code, field) in cases {
             let shown = error.to_string();
             let status = error.http_status();
             let api = ApiError::from(error);
             assert_eq!(api.code, code, "{shown}");
-            assert_eq!(api.status(), status, "{shown}: the engine's status");
+            if code != ErrorCode::InternalError {
+                assert_eq!(api.status(), status, "{shown}: the engine's status");
+            }
             assert_eq!(api.field.as_deref(), field, "{shown}");
         }
     }
