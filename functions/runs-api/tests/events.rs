@@ -260,6 +260,17 @@ async fn bad_requests_name_the_parameter_and_change_nothing() {
             None,
         ),
         (at("GET", "/nowhere", None), 404, "route_not_found", None),
+        // order-fulfilment never waits for a signal: any name is refused, none stored.
+        (
+            at(
+                "POST",
+                &format!("/runs/{id}/signals/approved"),
+                Some(r#"{"approved": true}"#),
+            ),
+            422,
+            "unknown_signal",
+            Some("name"),
+        ),
         (
             at("POST", "/runs/01JDXQ3M8Z6F00000000000000/cancel", None),
             404,
@@ -284,6 +295,8 @@ async fn bad_requests_name_the_parameter_and_change_nothing() {
     }
     let after = deps.executor.store().get_run(&run_id).await.unwrap();
     assert_eq!(before, after, "no bad request changed the run");
+    let state = deps.executor.store().all_state(&run_id).await.unwrap();
+    assert!(state.is_empty(), "no bad request stored state: {state:?}");
 }
 
 #[tokio::test]
