@@ -9,6 +9,7 @@
 
 mod archive;
 mod capacity;
+mod config;
 mod expr;
 mod guarded;
 mod item;
@@ -32,6 +33,7 @@ use serde_json::Value;
 
 pub use capacity::CapacityTotals;
 use capacity::{Capacity, OpKind};
+pub use config::load_aws_config;
 use expr::Expr;
 use item::{Item, millis, n, s};
 pub use stream::{run_from_stream_image, run_id_from_sort_key};
@@ -131,17 +133,6 @@ fn cancellation(
         .iter()
         .any(|r| matches!(r.code(), Some("TransactionConflict" | "ThrottlingError")))
         .then_some(Cancelled::Transient)
-}
-
-/// Loads the AWS configuration the standard way (credential chain, region,
-/// `AWS_ENDPOINT_URL*` for emulators) with the store's retry policy: up to 8 attempts per
-/// request, with exponential backoff and jitter for throttling. Load it once per process
-/// and build every client (DynamoDB, SQS, S3) from it.
-pub async fn load_aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
-        .load()
-        .await
 }
 
 impl DynamoDbStore {

@@ -1,0 +1,176 @@
+//! The one AWS configuration loader of the store, the functions and the CLI.
+//!
+//! Cold start: two parts of the SDK's defaults cost a Lambda init time for nothing, so
+//! they are skipped when the environment shows that they would not change the outcome:
+//! 1. When the environment holds credentials (Lambda's does), the loader takes the
+//!    environment provider directly instead of building the whole default chain (profile
+//!    files, web identity, ECS, IMDS), which would answer from the environment anyway,
+//!    since the environment is its first link.
+//! 2. Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), TLS trusts Mozilla's root
+//!    certificates compiled into the binary (`webpki-root-certs`, the set the Lambda
+//!    image's CA bundle is built from) instead of reading and parsing every file of the
+//!    system's certificate folders, which the SDK does once per client built. TLS still
+//!    verifies every server. `SSL_CERT_FILE` or `SSL_CERT_DIR` set brings back the
+//!    system's store.
+//!
+//! Everywhere else (the CLI, tests, a function run by hand) the SDK's defaults are used
+//! unchanged.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+/// Loads the AWS configuration the standard way (credential chain, region,
+/// `AWS_ENDPOINT_URL*` for emulators) with the store's retry policy: up to 8 attempts per
+/// request, with exponential backoff and jitter for throttling. Load it once per process
+/// and build every client (DynamoDB, SQS, S3) from it.
+pub async fn load_aws_config() -> SdkConfig {
+    let var = |name: &str| std::env::var_os(name);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(8));
+    if credentials_in_environment(var) {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
+    if uses_compiled_in_roots(var)
+        && let Some(client) = https_client_with_compiled_in_roots()
+    {
+        loader = loader.http_client(client);
+    }
+    loader.load().await
+}
+
+/// Whether the default chain's first link, the environment, would answer: both keys set
+/// and not empty.
+fn credentials_in_environment(var: impl Fn(&str) -> Option<OsString>) -> bool {
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .into_iter()
+        .all(|name| var(name).is_some_and(|value| !value.is_empty()))
+}
+
+/// Inside Lambda, unless the deployment points TLS at a certificate file or folder.
+fn uses_compiled_in_roots(var: impl Fn(&str) -> Option<OsString>) -> bool {
+    var("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty())
+        && var("SSL_CERT_FILE").is_none()
+        && var("SSL_CERT_DIR").is_none()
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc, proxy settings from the
+/// environment), trusting the compiled-in Mozilla roots only. `None` if the TLS context
+/// cannot be built, and the caller keeps the SDK's default.
+fn https_client_with_compiled_in_roots() -> Option<SharedHttpClient> {
+    let mut roots = TrustStore::empty();
+    for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        roots.add_pem_certificate(pem(certificate));
+    }
+    let tls = TlsContext::builder().with_trust_store(roots).build().ok()?;
+    Some(
+        Builder::new().build_with_connector_fn(move |settings, components| {
+            let mut connector = ConnectorBuilder::default()
+                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+                .tls_context(tls.clone());
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        }),
+    )
+}
+
+/// A DER certificate as PEM, the form the SDK's trust store takes.
+fn pem(der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut out = String::with_capacity(body.len() + body.len() / 64 + 64);
+    out.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        // Base64 output is ASCII, so every chunk is valid UTF-8.
+        let _ = writeln!(out, "{}", String::from_utf8_lossy(line));
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let vars: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn environment_credentials_need_both_keys_set() {
+        let cases: [(&[(&str, &str)], bool); 4] = [
+            (
+                &[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "s")],
+                true,
+            ),
+            (&[("AWS_ACCESS_KEY_ID", "a")], false),
+            (
+                &[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "")],
+                false,
+            ),
+            (&[], false),
+        ];
+        for (vars, expected) in cases {
+            assert_eq!(
+                credentials_in_environment(lookup(vars)),
+                expected,
+                "{vars:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn compiled_in_roots_only_inside_lambda_without_a_certificate_override() {
+        let cases: [(&[(&str, &str)], bool); 4] = [
+            (&[("AWS_LAMBDA_FUNCTION_NAME", "f")], true),
+            (&[], false),
+            (
+                &[
+                    ("AWS_LAMBDA_FUNCTION_NAME", "f"),
+                    ("SSL_CERT_FILE", "/x.pem"),
+                ],
+                false,
+            ),
+            (
+                &[
+                    ("AWS_LAMBDA_FUNCTION_NAME", "f"),
+                    ("SSL_CERT_DIR", "/certs"),
+                ],
+                false,
+            ),
+        ];
+        for (vars, expected) in cases {
+            assert_eq!(uses_compiled_in_roots(lookup(vars)), expected, "{vars:?}");
+        }
+    }
+
+    #[test]
+    fn compiled_in_roots_are_valid_pem_and_build_a_client() {
+        let first = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .first()
+            .expect("Mozilla's set is not empty");
+        let pem = pem(first);
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert!(pem.lines().all(|line| line.len() <= 64));
+        assert!(https_client_with_compiled_in_roots().is_some());
+    }
+}
