@@ -3,7 +3,12 @@
 //!   dispatch, no-op steps) for a 10-step linear workflow and a 100-way fan-out;
 //! - runs per second with 1,000 concurrent 3-step runs on the embedded store;
 //! - store requests and capacity units per step on DynamoDB Local (as it reports them),
-//!   and the cost per million steps they imply at on-demand prices.
+//!   and the cost per million steps they imply at on-demand prices;
+//! - `billed`: for linear-10, fan-100 and the three example workflows (with their sample
+//!   inputs), every DynamoDB request billed by AWS's rules from the real item sizes
+//!   (`DynamoDbStore::billed`), SQS requests and invocations as Lambda's SQS trigger makes
+//!   them, and dollars per million steps all-in at 128 MB arm64, beside Step Functions
+//!   Standard and Lambda durable functions.
 //!
 //! Run: `cargo bench -p wf-integration-tests --bench engine`.
 #![allow(
@@ -15,15 +20,19 @@
 )]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use serde_json::{Value, json};
 use wf_engine::{
-    Executor, InProcessDispatcher, LocalRunner, Registry, RunnerOutcome, StartRequest, StepContext,
-    StepError, SystemClock, Workflow, step,
+    Dispatcher, EngineError, Executor, InProcessDispatcher, LocalRunner, Registry, RunnerOutcome,
+    StartRequest, StepContext, StepError, StepTask, SystemClock, Workflow, step,
 };
 use wf_integration_tests::{create_table, dynamodb_client, require_dynamodb, unique_table_name};
-use wf_store::{CapacityTotals, DynamoDbStore, Retention, RunId, SqliteStore, Store};
+use wf_store::{
+    BilledTotals, CapacityTotals, DynamoDbStore, Retention, RunId, RunStatus, SqliteStore, Store,
+};
 
 async fn pass(_: StepContext, input: Value) -> Result<Value, StepError> {
     Ok(input)
@@ -153,6 +162,144 @@ async fn dynamodb_profile(workflow: &str, runs: u32, steps: u32) -> Value {
     })
 }
 
+/// Counts what the SQS dispatcher would send, and what Lambda's SQS trigger would then
+/// receive, delete and invoke: tasks dispatched together go in one `SendMessageBatch` of
+/// up to 10, arrive in one receive of up to 10, are deleted in one batch, and make one
+/// execute-step invocation.
+#[derive(Debug)]
+struct Counting {
+    inner: InProcessDispatcher,
+    batches: AtomicU64,
+    messages: AtomicU64,
+}
+
+#[async_trait]
+impl Dispatcher for Counting {
+    async fn dispatch(&self, tasks: &[StepTask], delay: Duration) -> Result<(), EngineError> {
+        let batches = u64::try_from(tasks.len().div_ceil(10)).unwrap();
+        self.batches.fetch_add(batches, Ordering::Relaxed);
+        self.messages
+            .fetch_add(u64::try_from(tasks.len()).unwrap(), Ordering::Relaxed);
+        self.inner.dispatch(tasks, delay).await
+    }
+}
+
+/// Prices (ANCHORS.md, us-east-1 on-demand) in dollars per million.
+const WRU: f64 = 0.625;
+const RRU: f64 = 0.125;
+const SQS_REQUEST: f64 = 0.40;
+const LAMBDA_REQUEST: f64 = 0.20;
+/// Dollars per GB-second on arm64, and the memory of execute-step in this model.
+const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
+const MEMORY_GB: f64 = 0.125;
+/// The same steps elsewhere: one state transition per step at $25 per million, and
+/// about $8.2 per million durable operations with their Lambda work (issue 11's figures).
+const STEP_FUNCTIONS_STANDARD: f64 = 25.0;
+const DURABLE_FUNCTIONS: f64 = 8.2;
+
+async fn billed_profile(
+    registry: fn() -> Registry,
+    workflow: &str,
+    input: Value,
+    runs: u32,
+    signal: Option<(&str, Value)>,
+) -> Value {
+    let local = require_dynamodb();
+    let client = dynamodb_client(local.endpoint()).await;
+    let table = unique_table_name("bench_billed");
+    create_table(&client, &table).await.unwrap();
+    let store = Arc::new(DynamoDbStore::new(client, table, Retention::default()));
+    let (inner, receiver) = InProcessDispatcher::new();
+    let dispatcher = Arc::new(Counting {
+        inner,
+        batches: AtomicU64::new(0),
+        messages: AtomicU64::new(0),
+    });
+    let executor = Arc::new(Executor::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::clone(&dispatcher) as Arc<dyn Dispatcher>,
+        Arc::new(registry()),
+        Arc::new(SystemClock),
+    ));
+    // Each task runs with a Lambda invocation's time, so single successors chain.
+    let mut runner =
+        LocalRunner::new(Arc::clone(&executor), receiver).with_budget(Duration::from_secs(300));
+    let before = store.billed();
+    let local_before = store.capacity();
+    let started = Instant::now();
+    let mut steps = 0_u32;
+    for _ in 0..runs {
+        let request = StartRequest {
+            workflow_id: workflow.into(),
+            input: input.clone(),
+            ..StartRequest::default()
+        };
+        let run_id = executor.start(request).await.unwrap().run.run_id;
+        let mut outcome = runner.run(&run_id, Duration::from_secs(10)).await.unwrap();
+        if let (Some((name, payload)), RunnerOutcome::Parked { .. }) = (&signal, &outcome) {
+            executor.signal(&run_id, name, payload).await.unwrap();
+            outcome = runner.run(&run_id, Duration::from_secs(10)).await.unwrap();
+        }
+        let RunnerOutcome::Finished(run) = outcome else {
+            panic!("{workflow} did not finish: {outcome:?}");
+        };
+        assert_eq!(run.status, RunStatus::Completed, "{workflow}");
+        steps += run.total_steps;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let billed: BilledTotals = store.billed().since(&before);
+    let local_units = store.capacity().since(&local_before);
+    let steps = f64::from(steps);
+    let batches = dispatcher.batches.load(Ordering::Relaxed) as f64;
+    // Send, receive and delete per batch; one execute-step invocation per batch, and one
+    // start-run invocation per run.
+    let sqs_requests = 3.0 * batches;
+    let invocations = batches + f64::from(runs);
+    let wru = billed.write_units / steps;
+    let rru = billed.read_units / steps;
+    let seconds_per_step = elapsed / steps;
+    let dollars = wru * WRU
+        + rru * RRU
+        + sqs_requests / steps * SQS_REQUEST
+        + invocations / steps * LAMBDA_REQUEST
+        + seconds_per_step * MEMORY_GB * LAMBDA_GB_SECOND * 1e6;
+    let requests: serde_json::Map<String, Value> = billed
+        .requests
+        .iter()
+        .map(|(api, n)| ((*api).to_owned(), json!(*n as f64 / steps)))
+        .collect();
+    json!({
+        "runs": runs,
+        "stepsPerRun": steps / f64::from(runs),
+        "inputBytes": serde_json::to_string(&input).unwrap().len(),
+        "wruPerStep": wru,
+        "rruPerStep": rru,
+        "dynamodbRequestsPerStep": requests,
+        "sqsRequestsPerStep": sqs_requests / steps,
+        "sqsMessagesPerStep": dispatcher.messages.load(Ordering::Relaxed) as f64 / steps,
+        "invocationsPerStep": invocations / steps,
+        "secondsPerStepMeasured": seconds_per_step,
+        "dollarsPerMillionSteps": dollars,
+        "stepFunctionsStandardDollarsPerMillionSteps": STEP_FUNCTIONS_STANDARD,
+        "durableFunctionsDollarsPerMillionSteps": DURABLE_FUNCTIONS,
+        "dynamodbLocalReported": {
+            "wruPerStep": local_units.write_units / steps,
+            "rruPerStep": local_units.read_units / steps,
+        },
+    })
+}
+
+fn sample(name: &str) -> Value {
+    let path = wf_integration_tests::workspace_root()
+        .join("shared/workflows/inputs")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn examples() -> Registry {
+    wf_workflows::registry().unwrap()
+}
+
 #[tokio::main]
 async fn main() {
     let mut local = bed(sqlite());
@@ -184,7 +331,21 @@ async fn main() {
             "linear10": dynamodb_profile("linear-10", 5, 10).await,
             "fanOut100": dynamodb_profile("fan-100", 1, 102).await,
         },
-        "notes": "DynamoDB Local reports transactional writes at 4x the item units (AWS bills 2x); see README cost model",
+        "billed": {
+            "linear-10": billed_profile(registry, "linear-10", json!({ "payload": "x".repeat(200) }), 5, None).await,
+            "fan-100": billed_profile(registry, "fan-100", json!({ "payload": "x".repeat(200) }), 1, None).await,
+            "order-fulfilment": billed_profile(examples, "order-fulfilment", sample("order.json"), 5, None).await,
+            "document-pipeline": billed_profile(examples, "document-pipeline", sample("document.json"), 5, None).await,
+            "approval": billed_profile(
+                examples,
+                "approval",
+                sample("approval.json"),
+                3,
+                Some(("approved", json!({ "approver": "ada", "approved": true }))),
+            )
+            .await,
+        },
+        "notes": "DynamoDB Local reports transactional writes at 4x the item units (AWS bills 2x); `billed` applies AWS's rules to the real item sizes; see README cost model",
     });
     let dir = wf_integration_tests::workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();

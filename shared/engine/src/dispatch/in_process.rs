@@ -72,6 +72,7 @@ pub struct LocalRunner {
     queue: BinaryHeap<Reverse<(Instant, u64, StepTask)>>,
     sequence: u64,
     running: JoinSet<(StepTask, Result<(), EngineError>)>,
+    budget: Option<Duration>,
 }
 
 /// How long a task that failed with a transient error waits before it runs again, as an
@@ -90,7 +91,16 @@ impl LocalRunner {
             queue: BinaryHeap::new(),
             sequence: 0,
             running: JoinSet::new(),
+            budget: None,
         }
+    }
+
+    /// Executes each task with this much time, as a Lambda invocation would have: a
+    /// task then chains a single ready successor instead of dispatching it.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     fn enqueue(&mut self, task: StepTask, delay: Duration) {
@@ -108,8 +118,9 @@ impl LocalRunner {
         {
             if let Some(Reverse((_, _, task))) = self.queue.pop() {
                 let executor = Arc::clone(&self.executor);
+                let budget = self.budget;
                 self.running.spawn(async move {
-                    let result = executor.execute(&task, None).await;
+                    let result = executor.execute(&task, budget).await;
                     (task, result)
                 });
             }

@@ -5,6 +5,8 @@ use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::ConsumedCapacity;
 
+use super::billing::{Billed, BilledTotals, Billing};
+
 /// Whether a request reads or writes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum OpKind {
@@ -40,7 +42,7 @@ impl CapacityTotals {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Capacity(Mutex<CapacityTotals>);
+pub(crate) struct Capacity(Mutex<CapacityTotals>, Mutex<Billing>);
 
 fn units(consumed: &ConsumedCapacity) -> f64 {
     consumed.capacity_units().unwrap_or_else(|| {
@@ -73,6 +75,21 @@ impl Capacity {
                 totals.write_requests += 1;
             }
         }
+    }
+
+    /// Bills one request by AWS's rules (see `billing`).
+    pub(crate) fn bill(&self, request: &Billed<'_>) {
+        self.1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .bill(request);
+    }
+
+    pub(crate) fn billed(&self) -> BilledTotals {
+        self.1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .totals()
     }
 
     pub(crate) fn totals(&self) -> CapacityTotals {

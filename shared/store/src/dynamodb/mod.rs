@@ -8,6 +8,7 @@
 //! consumed capacity, and [`DynamoDbStore::capacity`] reports running totals.
 
 mod archive;
+mod billing;
 mod capacity;
 mod config;
 mod expr;
@@ -31,6 +32,8 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use billing::Billed;
+pub use billing::BilledTotals;
 pub use capacity::CapacityTotals;
 use capacity::{Capacity, OpKind};
 pub use config::load_aws_config;
@@ -167,6 +170,12 @@ impl DynamoDbStore {
         self.capacity.totals()
     }
 
+    /// What the requests so far cost as on-demand DynamoDB bills them, by AWS's rules
+    /// from the real item sizes (see the `billing` module), and how many went to each API.
+    pub fn billed(&self) -> BilledTotals {
+        self.capacity.billed()
+    }
+
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
@@ -185,12 +194,16 @@ impl DynamoDbStore {
             .map_err(|e| sdk_error("GetItem", e))?;
         self.capacity
             .record(OpKind::Read, output.consumed_capacity());
+        self.capacity.bill(&Billed::GetItem {
+            found: output.item.as_ref(),
+        });
         Ok(output.item)
     }
 
     /// A `PutItem`, conditional when `condition` is given; `false` if the condition failed.
     async fn put_item(&self, item: Item, condition: Option<&Expr>) -> Result<bool, StoreError> {
         item::check_item_size(&item)?;
+        let billed = item.clone();
         let result = self
             .client
             .put_item()
@@ -206,12 +219,20 @@ impl DynamoDbStore {
             Ok(output) => {
                 self.capacity
                     .record(OpKind::Write, output.consumed_capacity());
+                self.capacity.bill(&Billed::PutItem {
+                    item: &billed,
+                    applied: true,
+                });
                 Ok(true)
             }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception) =>
             {
+                self.capacity.bill(&Billed::PutItem {
+                    item: &billed,
+                    applied: false,
+                });
                 Ok(false)
             }
             Err(e) => Err(sdk_error("PutItem", e)),
@@ -228,6 +249,7 @@ impl DynamoDbStore {
         id: String,
         reason: &'static str,
     ) -> Result<Item, StoreError> {
+        let billed_key = key.clone();
         let result = self
             .client
             .update_item()
@@ -245,6 +267,10 @@ impl DynamoDbStore {
         match result {
             Ok(output) => {
                 self.capacity.record(OpKind::Write, output.consumed_capacity());
+                self.capacity.bill(&Billed::UpdateItem {
+                    key: &billed_key,
+                    new: output.attributes.as_ref(),
+                });
                 output.attributes.ok_or_else(|| StoreError::Backend {
                     message: "UpdateItem returned no attributes".to_owned(),
                     retryable: false,
@@ -253,6 +279,7 @@ impl DynamoDbStore {
             }
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    self.capacity.bill(&Billed::UpdateItem { key: &billed_key, new: None });
                     if failed.item().is_some() {
                         Err(StoreError::Conflict { kind, key: id, reason })
                     } else {
@@ -272,14 +299,19 @@ impl DynamoDbStore {
         // One token per call, kept by the SDK's own retries: a retry after a lost answer
         // (a timeout or 5xx once the transaction was applied) is answered with success
         // instead of meeting the transaction's own conditions.
-        let output = self
+        let result = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(actions))
+            .set_transact_items(Some(actions.clone()))
             .client_request_token(ulid::Ulid::new().to_string())
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
-            .await?;
+            .await;
+        self.capacity.bill(&Billed::TransactWriteItems {
+            actions: &actions,
+            applied: result.is_ok(),
+        });
+        let output = result?;
         self.capacity
             .record_all(OpKind::Write, output.consumed_capacity());
         Ok(())
@@ -298,16 +330,27 @@ impl DynamoDbStore {
                 let output = self
                     .client
                     .batch_get_item()
-                    .request_items(&self.table, pending)
+                    .request_items(&self.table, pending.clone())
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| sdk_error("BatchGetItem", e))?;
                 self.capacity
                     .record_all(OpKind::Read, output.consumed_capacity());
-                if let Some(mut responses) = output.responses {
-                    found.extend(responses.remove(&self.table).unwrap_or_default());
-                }
+                let got = output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default();
+                let unprocessed = output
+                    .unprocessed_keys
+                    .as_ref()
+                    .and_then(|u| u.get(&self.table))
+                    .map_or(0, |k| k.keys().len());
+                self.capacity.bill(&Billed::BatchGetItem {
+                    requested: pending.keys().len().saturating_sub(unprocessed),
+                    found: &got,
+                });
+                found.extend(got);
                 match output
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(&self.table))
@@ -349,13 +392,15 @@ impl DynamoDbStore {
                 let output = self
                     .client
                     .batch_write_item()
-                    .request_items(&self.table, pending)
+                    .request_items(&self.table, pending.clone())
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| sdk_error("BatchWriteItem", e))?;
                 self.capacity
                     .record_all(OpKind::Write, output.consumed_capacity());
+                self.capacity
+                    .bill(&Billed::BatchWriteItem { requests: &pending });
                 match output
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.table))
@@ -402,7 +447,12 @@ impl DynamoDbStore {
                 .map_err(|e| sdk_error("Query", e))?;
             self.capacity
                 .record(OpKind::Read, output.consumed_capacity());
-            items.extend(output.items.unwrap_or_default());
+            let page = output.items.unwrap_or_default();
+            self.capacity.bill(&Billed::Query {
+                items: &page,
+                consistent: true,
+            });
+            items.extend(page);
             start = output.last_evaluated_key;
             if start.is_none() {
                 return Ok(items);
@@ -1019,6 +1069,9 @@ impl Store for DynamoDbStore {
             .map_err(|e| sdk_error("DeleteItem", e))?;
         self.capacity
             .record(OpKind::Write, output.consumed_capacity());
+        self.capacity.bill(&Billed::DeleteItem {
+            key: &item::state_key(run_id, key),
+        });
         Ok(output.attributes.is_some_and(|old| !old.is_empty()))
     }
 
@@ -1085,6 +1138,9 @@ impl Store for DynamoDbStore {
                 .map_err(|e| sdk_error("DeleteItem", e))?;
             self.capacity
                 .record(OpKind::Write, delete.consumed_capacity());
+            self.capacity.bill(&Billed::DeleteItem {
+                key: &item::run_key(run_id),
+            });
         }
         Ok(())
     }

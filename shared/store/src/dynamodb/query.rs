@@ -95,7 +95,14 @@ impl Partition {
             store
                 .capacity
                 .record(OpKind::Read, output.consumed_capacity());
-            for found in output.items.unwrap_or_default() {
+            let page = output.items.unwrap_or_default();
+            // GSIs read eventually consistent; filtered-out items are not seen here, so
+            // a filtered listing is billed low.
+            store.capacity.bill(&super::billing::Billed::Query {
+                items: &page,
+                consistent: false,
+            });
+            for found in page {
                 let run = item::run_from_item(&found)?;
                 let sort_key = keys::listing_sort_key(run.created_at, &run.run_id);
                 if Some(&sort_key) != plan.cursor_key.as_ref() && plan.query.matches(&run) {
