@@ -87,8 +87,8 @@ add_replicas() {
   local replica
   IFS=',' read -r -a regions <<<"$replica_regions"
   for replica in "${regions[@]}"; do
-    if aws_ddb describe-table --table-name "$table" \
-      --query "Table.Replicas[?RegionName=='$replica'].RegionName" --output text | grep -q .; then
+    if [ "$(aws_ddb describe-table --table-name "$table" \
+      --query "Table.Replicas[?RegionName=='$replica'].RegionName | [0]" --output text)" = "$replica" ]; then
       echo "replica in $replica: already there"
       continue
     fi

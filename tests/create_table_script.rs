@@ -1,6 +1,8 @@
 //! `scripts/create-dynamodb-table.sh` against DynamoDB Local: it creates the seed's table
 //! (checked with `DescribeTable` and `DescribeTimeToLive`), and a second run is a no-op;
-//! `CAPACITY_MODE=PROVISIONED` provisions the table and both GSIs; bad settings are refused.
+//! `CAPACITY_MODE=PROVISIONED` provisions the table and both GSIs; bad settings are refused;
+//! `REPLICA_REGIONS` asks for a replica per region (on moto, which accepts `UpdateTable`'s
+//! replica updates but does not model replicas: DynamoDB Local refuses them).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,7 +15,9 @@ use std::process::{Command, Output};
 use aws_sdk_dynamodb::types::{
     BillingMode, KeyType, ProjectionType, ScalarAttributeType, StreamViewType, TimeToLiveStatus,
 };
-use wf_integration_tests::{dynamodb_client, require_dynamodb, unique_table_name, workspace_root};
+use wf_integration_tests::{
+    dynamodb_client, require_dynamodb, require_s3, unique_table_name, workspace_root,
+};
 
 fn run_script(endpoint: &str, table: Option<&str>) -> Output {
     run_script_with(endpoint, table, &[])
@@ -246,4 +250,24 @@ fn bad_capacity_settings_are_refused_before_any_call() {
         assert_eq!(output.status.code(), Some(2), "{env:?}: {}", text(&output));
         assert!(text(&output).contains(field), "{env:?}: {}", text(&output));
     }
+}
+
+#[test]
+fn replica_regions_ask_for_one_replica_per_region() {
+    let endpoint = require_s3().endpoint(); // moto's server answers DynamoDB too
+    let table = unique_table_name("replicas");
+    let output = run_script_with(
+        endpoint,
+        Some(&table),
+        &[
+            ("REPLICA_REGIONS", "eu-west-1,us-west-2"),
+            ("DELETION_PROTECTION", "false"),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let out = text(&output);
+    let first = out.find("adding a replica in eu-west-1").expect(&out);
+    let second = out.find("adding a replica in us-west-2").expect(&out);
+    let ready = out.find(&format!("table {table} is ready")).expect(&out);
+    assert!(first < second && second < ready, "{out}");
 }
