@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{function_for, resources, template};
 use wf_integration_tests::workspace_root;
 
-/// Resource types that take no tags (CloudFormation has no Tags property for them).
+/// Resource types that take no tags (no `Tags` property in `CloudFormation`).
 const UNTAGGABLE: [&str; 13] = [
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueueInlinePolicy",

@@ -214,13 +214,13 @@ pub async fn handle(
             let span = info_span!("archive_run", run_id = %job.run.run_id);
             async move {
                 match archiver.archive_expired(&job.run, job.expired_at).await {
-                    Ok(archived) => {
-                        if archived.written {
+                    Ok(outcome) => {
+                        if outcome.written {
                             #[expect(
                                 clippy::cast_precision_loss,
                                 reason = "an archive's size is far below 2^52 bytes"
                             )]
-                            let bytes = archived.bytes as f64;
+                            let bytes = outcome.bytes as f64;
                             metrics.emit(
                                 &[
                                     ("RunsArchived", "Count", 1.0),
