@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Deployment checks, run by scripts/test.sh (and so by CI):
+# Deployment checks, run by scripts/test.sh (and so by CI), on template.yaml and on each
+# combination of options in scripts/template-variants.py (default, provisioned, replicas,
+# a created key, a given key with replicas, backups and access logs, everything):
 #   1. sam validate --lint      the SAM transform and SAM CLI's own cfn-lint pass
 #   2. cfn-lint 1.53.3          no errors, no warnings, and no informational findings either
-#   3. sam build                every function builds with BuildMethod rust-cargolambda and
+#   3. checkov 3.2.533          0 failed checks on each combination and on its SAM-expanded
+#                               template; a check that does not fit is skipped in the
+#                               resource's Metadata with its reason (the README lists them)
+#   4. sam build                every function builds with BuildMethod rust-cargolambda and
 #                               yields an x86-64 Linux `bootstrap`
-# A missing tool, a finding or a failed build fails the run: nothing is skipped.
+# A missing tool, a finding or a failed build fails the run: nothing is skipped. checkov
+# comes from scripts/install-test-deps.sh (.tools/checkov-venv).
 #
 # The build is for x86_64 (`--parameter-overrides Architecture=x86_64`): the template's
 # default is arm64, whose Rust target cannot be installed offline here. By default it is a
@@ -43,6 +49,9 @@ for tool in sam cfn-lint cargo-lambda cargo; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is not installed (scripts/install-deploy-deps.sh)"
 done
 [ "$(cfn-lint --version)" = "cfn-lint 1.53.3" ] || fail "cfn-lint must be 1.53.3, found '$(cfn-lint --version)'"
+checkov="$repo/.tools/checkov-venv/bin/checkov"
+[ -x "$checkov" ] || fail "checkov is not installed (scripts/install-test-deps.sh)"
+[ "$("$checkov" --version)" = "3.2.533" ] || fail "checkov must be 3.2.533, found '$("$checkov" --version)'"
 
 started=$(date +%s)
 echo "== sam validate --lint"
@@ -52,6 +61,46 @@ echo "== cfn-lint $(cfn-lint --version | cut -d' ' -f2) (errors, warnings, infor
 # Exit status is a bit mask: 2 errors, 4 warnings, 8 informational; any of them fails.
 cfn-lint --include-checks I -- template.yaml
 echo "cfn-lint: no findings"
+
+variants_dir="$repo/target/template-variants"
+rm -rf "$variants_dir"
+mkdir -p "$variants_dir"
+for variant in $("$bin/python" scripts/template-variants.py list); do
+  file="$variants_dir/$variant.json"
+  "$bin/python" scripts/template-variants.py write "$variant" "$file"
+  "$bin/python" scripts/template-variants.py expand "$file" "$variants_dir/$variant.expanded.json"
+  echo "== $variant: sam validate --lint, cfn-lint"
+  sam validate --lint --template "$file" >/dev/null
+  cfn-lint --include-checks I -- "$file"
+done
+
+echo "== checkov $("$checkov" --version) on every combination and its SAM-expanded template"
+# Offline: no platform lookups, no download of external checks.
+BC_SKIP_MAPPING=TRUE "$checkov" --directory "$variants_dir" --framework cloudformation \
+  --skip-download --compact --output json >"$variants_dir/checkov.json" 2>"$variants_dir/checkov.log" || true
+"$bin/python" - "$variants_dir/checkov.json" <<'PY'
+import json, os, sys
+report = json.load(open(sys.argv[1]))
+reports = report if isinstance(report, list) else [report]
+files, failed, skipped = {}, [], 0
+for r in reports:
+    if r.get("summary", {}).get("parsing_errors"):
+        sys.exit(f"checkov could not parse: {r['results'].get('parsing_errors')}")
+    for check in r.get("results", {}).get("passed_checks", []):
+        files.setdefault(check["file_path"], [0, 0])[0] += 1
+    for check in r.get("results", {}).get("skipped_checks", []):
+        files.setdefault(check["file_path"], [0, 0])[1] += 1
+        skipped += 1
+    failed += r.get("results", {}).get("failed_checks", [])
+for path, (passed, skips) in sorted(files.items()):
+    print(f"checkov {os.path.basename(path)}: {passed} passed, 0 failed, {skips} skipped")
+if failed:
+    for check in failed:
+        print(f"checkov FAILED {check['check_id']} {check['resource']} ({check['file_path']})")
+    sys.exit(f"checkov: {len(failed)} failed checks")
+if len(files) < 2:
+    sys.exit("checkov scanned no template")
+PY
 lint_done=$(date +%s)
 
 echo "== sam build ($mode, x86_64, rust-cargolambda)"

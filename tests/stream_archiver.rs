@@ -23,10 +23,13 @@ use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use stream_archiver::{Deps, handle};
-use wf_archive::{ArchivePrefix, ArchiveSink, Archiver, MIN_PART_SIZE, RunArchive, S3ArchiveSink};
+use wf_archive::{
+    ArchivePrefix, ArchiveSink, Archiver, MIN_PART_SIZE, RunArchive, S3ArchiveSink, TtlSources,
+};
 use wf_integration_tests::{
     create_table, dynamodb_client, emulator_config, require_dynamodb, require_s3, unique_table_name,
 };
+use wf_lambda::EmfMetrics;
 use wf_store::{DynamoDbStore, Retention, RunRecord, SqliteStore, Store};
 
 const DAY: u64 = 24 * 60 * 60;
@@ -159,6 +162,8 @@ async fn expired_runs_are_archived_exactly_once_from_the_real_stream() {
     let bucket = sink.bucket().to_owned();
     let deps = Deps {
         archiver: Archiver::new(store.clone(), Arc::new(sink), ArchivePrefix::default()),
+        ttl_sources: TtlSources::ThisRegion,
+        metrics: Arc::new(EmfMetrics::capture("Test")),
     };
     let response = handle(&deps, LambdaEvent::new(event.clone(), Context::default()))
         .await

@@ -4,7 +4,9 @@
 //! - each function gets the environment, logging and event sources its code reads;
 //! - each role grants exactly the actions its function's code calls, on named resources;
 //! - the template's table is the table `scripts/create-dynamodb-table.sh` creates (run on
-//!   DynamoDB Local): keys, attributes, billing, GSIs, TTL, stream, PITR, deletion protection.
+//!   DynamoDB Local): keys, attributes, billing, GSIs, TTL, stream, PITR, deletion protection;
+//! - the operations options (`template_operations.rs` beside this file): capacity mode and auto
+//!   scaling, replicas, the KMS key, queue encryption, backups, tags, the dashboard.
 //!
 //! The template is read with cfn-lint's own YAML loader (it understands `!Ref`, `!Sub`,
 //! `!GetAtt`, ... and gives the long form), from the venv `scripts/install-deploy-deps.sh`
@@ -24,6 +26,9 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 use wf_integration_tests::{dynamodb_client, require_dynamodb, unique_table_name, workspace_root};
+
+#[path = "template_operations.rs"]
+mod operations;
 
 const LOAD_TEMPLATE: &str = r"
 import json, sys
@@ -217,6 +222,7 @@ fn functions_get_the_environment_logging_and_events_their_code_reads() {
         let env = properties["Environment"]["Variables"].as_object().unwrap();
         let got: BTreeMap<&str, String> = env
             .iter()
+            .filter(|(k, _)| k.as_str() != "TABLE_HAS_REPLICAS") // a condition; see below
             .map(|(k, v)| (k.as_str(), reference(v)))
             .collect();
         let want: BTreeMap<&str, String> = variables
@@ -297,9 +303,12 @@ fn event_sources_are_the_ones_the_handlers_expect() {
         reference(&p["DestinationConfig"]["OnFailure"]["Destination"]),
         "ArchiveFailureQueue.Arn"
     );
+    // The TTL-identity filter always; with replicas, the replicated-delete filter too.
     let filters = p["FilterCriteria"]["Filters"].as_array().unwrap();
-    assert_eq!(filters.len(), 1);
+    assert_eq!(filters.len(), 2);
     let pattern: Value = serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).unwrap();
+    let crate_pattern: Value = serde_json::from_str(wf_archive::FILTER_PATTERN).unwrap();
+    assert_eq!(pattern, crate_pattern);
     assert_eq!(
         pattern,
         json!({
@@ -307,6 +316,16 @@ fn event_sources_are_the_ones_the_handlers_expect() {
             "userIdentity": { "type": ["Service"], "principalId": ["dynamodb.amazonaws.com"] },
             "dynamodb": { "Keys": { "SK": { "S": [{ "prefix": "RUN#" }] } } }
         })
+    );
+    let replicated = &filters[1]["Fn::If"];
+    assert_eq!(replicated[0], "HasReplica1");
+    assert_eq!(replicated[2], json!({ "Ref": "AWS::NoValue" }));
+    let pattern: Value = serde_json::from_str(replicated[1]["Pattern"].as_str().unwrap()).unwrap();
+    let crate_pattern: Value = serde_json::from_str(wf_archive::REPLICATED_FILTER_PATTERN).unwrap();
+    assert_eq!(pattern, crate_pattern);
+    assert_eq!(
+        function_for("stream-archiver")["Properties"]["Environment"]["Variables"]["TABLE_HAS_REPLICAS"],
+        json!({ "Fn::If": ["HasReplica1", "true", "false"] })
     );
 }
 
@@ -388,6 +407,7 @@ fn each_role_grants_exactly_what_its_function_calls() {
                     ],
                     &["StepQueue.Arn"],
                 ),
+                (&["sqs:SendMessage"], &["SweepFailureQueue.Arn"]),
             ]),
         ),
         (
@@ -487,19 +507,30 @@ fn keys_of(value: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The table as the template deploys it with its defaults (on demand, one region).
 fn template_table() -> TableSpec {
     let table = &resources()["Table"];
-    assert_eq!(table["Type"], "AWS::DynamoDB::Table");
+    assert_eq!(table["Type"], "AWS::DynamoDB::GlobalTable");
     assert_eq!(table["DeletionPolicy"], "Retain");
     assert_eq!(table["UpdateReplacePolicy"], "Retain");
     let p = &table["Properties"];
     assert_eq!(p["TimeToLiveSpecification"]["Enabled"], true);
     assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
-    // Deletion protection is the DeletionProtection parameter; the script's default is on,
-    // and so is the parameter's.
+    // This region's replica; deletion protection is the DeletionProtection parameter, and
+    // the script's default is on, as is the parameter's.
+    let local = &p["Replicas"][0];
+    assert_eq!(local["Region"], json!({ "Ref": "AWS::Region" }));
     assert_eq!(
-        p["DeletionProtectionEnabled"],
+        local["DeletionProtectionEnabled"],
         json!({ "Ref": "DeletionProtection" })
+    );
+    assert_eq!(
+        p["BillingMode"],
+        json!({ "Fn::If": ["Provisioned", "PROVISIONED", "PAY_PER_REQUEST"] })
+    );
+    assert_eq!(
+        template()["Parameters"]["CapacityMode"]["Default"],
+        "ON_DEMAND"
     );
     let protection = &template()["Parameters"]["DeletionProtection"]["Default"];
     TableSpec {
@@ -515,7 +546,7 @@ fn template_table() -> TableSpec {
                 )
             })
             .collect(),
-        billing_mode: p["BillingMode"].as_str().unwrap().to_owned(),
+        billing_mode: "PAY_PER_REQUEST".to_owned(),
         indexes: p["GlobalSecondaryIndexes"]
             .as_array()
             .unwrap()
@@ -541,9 +572,10 @@ fn template_table() -> TableSpec {
             .as_str()
             .unwrap()
             .to_owned(),
-        point_in_time_recovery: p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]
-            .as_bool()
-            .unwrap(),
+        point_in_time_recovery:
+            local["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]
+                .as_bool()
+                .unwrap(),
         deletion_protection: protection.as_str().unwrap().parse().unwrap(),
     }
 }

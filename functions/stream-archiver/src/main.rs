@@ -7,6 +7,7 @@ use std::sync::Arc;
 use lambda_runtime::{Error, run, service_fn};
 use stream_archiver::{Config, Deps, handle};
 use wf_archive::{Archiver, S3ArchiveSink};
+use wf_lambda::EmfMetrics;
 use wf_store::{DynamoDbStore, Retention};
 
 #[tokio::main]
@@ -23,6 +24,8 @@ async fn main() -> Result<(), Error> {
     let sink = S3ArchiveSink::new(S3ArchiveSink::client(&aws), config.bucket);
     let deps = Deps {
         archiver: Archiver::new(Arc::new(store), Arc::new(sink), config.prefix),
+        ttl_sources: config.ttl_sources,
+        metrics: Arc::new(EmfMetrics::stdout(config.metrics_namespace)),
     };
     run(service_fn(|event| handle(&deps, event))).await
 }
