@@ -5,6 +5,8 @@
 #   - the aws CLI (create-dynamodb-table.sh uses it)  PyPI package awscli
 #   - moto's S3 server (the archive tests' S3)        PyPI package moto[server,s3] 5.2.5 or later
 #     (5.2.1 answers CompleteMultipartUpload with a root element the AWS SDK rejects)
+#   - Chromium and ChromeDriver (the console's       apt packages chromium, chromium-driver
+#     browser test)
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -20,6 +22,12 @@ if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
   echo "installing Java 17 (openjdk-17-jre-headless)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing Chromium and ChromeDriver (apt chromium, chromium-driver)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 if [ ! -f "$ddb_jar" ]; then

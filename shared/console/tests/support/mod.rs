@@ -10,6 +10,8 @@
     reason = "test support: failures should stop the test loudly; each test uses a part"
 )]
 
+pub mod webdriver;
+
 use std::sync::Arc;
 use std::time::Duration;
 
