@@ -28,8 +28,8 @@ use wf_archive::{
 };
 
 use crate::args::{ArchiveCommand, Cli, Command, ConsoleArgs, ListArgs, RunArgs, StoreKind};
-use wf_console::Console;
 use crate::progress::Progress;
+use wf_console::Console;
 
 /// What can go wrong, each with its exit code.
 #[derive(Debug, thiserror::Error)]

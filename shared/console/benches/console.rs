@@ -8,6 +8,9 @@
     clippy::expect_used,
     clippy::panic,
     clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::indexing_slicing,
     reason = "benchmark binary: failures should abort it loudly"
 )]
 
@@ -68,7 +71,7 @@ async fn main() {
             input: json!({ "order": 1, "note": "a payload of modest size" }),
             idempotency_key: None,
             resource_id: None,
-            tags: Default::default(),
+            tags: std::collections::BTreeMap::new(),
             retention_days: None,
         })
         .await
@@ -115,10 +118,16 @@ async fn main() {
         "run_page_bytes": page_bytes,
         "samples": SAMPLES,
     });
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        PathBuf::from,
+    );
     let out = target.join("bench");
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("console.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    std::fs::write(
+        out.join("console.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
 }

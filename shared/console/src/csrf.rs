@@ -3,6 +3,7 @@
 //! 127.0.0.1, but cannot read a page of ours to learn the token.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use crate::error::ConsoleError;
 
@@ -21,7 +22,11 @@ impl CsrfToken {
     pub(crate) fn generate() -> Result<Self, getrandom::Error> {
         let mut bytes = [0_u8; 32];
         getrandom::fill(&mut bytes)?;
-        Ok(Self(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+        let hex = bytes.iter().fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+        Ok(Self(hex))
     }
 
     /// The token's text, for forms.

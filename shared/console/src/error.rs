@@ -90,12 +90,14 @@ impl ConsoleError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         let code = match self {
-            Self::InvalidInput { .. } | Self::MalformedJson { .. } => 400,
+            Self::InvalidInput { .. }
+            | Self::MalformedJson { .. }
+            | Self::Store(StoreError::InvalidInput { .. }) => 400,
             Self::Csrf | Self::ReadOnly | Self::ForeignHost { .. } => 403,
-            Self::NoArchive | Self::NotFound { .. } => 404,
+            Self::NoArchive | Self::NotFound { .. } | Self::Store(StoreError::NotFound { .. }) => {
+                404
+            }
             Self::Engine(error) => error.http_status(),
-            Self::Store(StoreError::NotFound { .. }) => 404,
-            Self::Store(StoreError::InvalidInput { .. }) => 400,
             Self::Store(StoreError::Conflict { .. }) => 409,
             Self::Store(StoreError::Throttled) => 503,
             Self::Store(_) => 500,

@@ -2,6 +2,8 @@
 //! empty value means "no filter"; anything else must parse, or the request fails naming
 //! the parameter.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use wf_store::{Cursor, RunQuery, RunStatus, WorkflowId};
@@ -51,7 +53,9 @@ impl ListParams {
     /// The store query these parameters ask for.
     pub(crate) fn to_query(&self) -> Result<RunQuery, ConsoleError> {
         let workflow_id = present(self.workflow.as_ref())
-            .map(|w| WorkflowId::parse(w).map_err(|e| ConsoleError::invalid("workflow", e.to_string())))
+            .map(|w| {
+                WorkflowId::parse(w).map_err(|e| ConsoleError::invalid("workflow", e.to_string()))
+            })
             .transpose()?;
         let status = present(self.status.as_ref())
             .map(|s| {
@@ -82,10 +86,10 @@ impl ListParams {
         let created_to = present(self.to.as_ref())
             .map(|t| parse_time("to", t))
             .transpose()?;
-        if let (Some(from), Some(to)) = (created_from, created_to) {
-            if from > to {
-                return Err(ConsoleError::invalid("to", "must not be before from"));
-            }
+        if let (Some(from), Some(to)) = (created_from, created_to)
+            && from > to
+        {
+            return Err(ConsoleError::invalid("to", "must not be before from"));
         }
         let limit = match present(self.limit.as_ref()) {
             None => DEFAULT_PAGE,
@@ -144,7 +148,7 @@ pub(crate) fn encode(value: &str) -> String {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            let _ = write!(out, "%{byte:02X}");
         }
     }
     out
@@ -173,7 +177,9 @@ mod tests {
 
     #[test]
     fn empty_values_mean_no_filter() {
-        let query = params(&[("status", ""), ("workflow", " ")]).to_query().unwrap();
+        let query = params(&[("status", ""), ("workflow", " ")])
+            .to_query()
+            .unwrap();
         assert!(query.status.is_none() && query.workflow_id.is_none());
         assert_eq!(query.limit, DEFAULT_PAGE);
     }
@@ -186,7 +192,10 @@ mod tests {
             (&[("from", "yesterday")][..], "from"),
             (&[("limit", "0")][..], "limit"),
             (&[("limit", "x")][..], "limit"),
-            (&[("from", "2026-02-01T00:00"), ("to", "2026-01-01T00:00")][..], "to"),
+            (
+                &[("from", "2026-02-01T00:00"), ("to", "2026-01-01T00:00")][..],
+                "to",
+            ),
         ] {
             let error = params(pairs).to_query().unwrap_err();
             assert_eq!(error.field().as_deref(), Some(field), "{pairs:?}");
@@ -204,6 +213,9 @@ mod tests {
     #[test]
     fn query_string_encodes_values() {
         let p = params(&[("tag", "team=a&b")]);
-        assert_eq!(p.query_string(&[("cursor", "x y")]), "tag=team%3Da%26b&cursor=x%20y");
+        assert_eq!(
+            p.query_string(&[("cursor", "x y")]),
+            "tag=team%3Da%26b&cursor=x%20y"
+        );
     }
 }

@@ -136,7 +136,8 @@ impl<'a> Graph<'a> {
             let rank = ranks.get(i).copied().unwrap_or(0);
             let in_row = row_sizes.get(rank).copied().unwrap_or(1);
             let row_width = in_row * (NODE_W + GAP_X) - GAP_X;
-            let x = PAD + (width - 2 * PAD - row_width) / 2
+            let x = PAD
+                + (width - 2 * PAD - row_width) / 2
                 + column.get(i).copied().unwrap_or(0) * (NODE_W + GAP_X);
             let y = PAD + i64::try_from(rank).unwrap_or(0) * (NODE_H + GAP_Y);
             (x, y)
@@ -165,7 +166,7 @@ impl<'a> Graph<'a> {
                         @let y2 = cy - if join { 12 } else { 0 };
                         @let done = self.nodes.get(*p).and_then(|n| n.step).is_some_and(|s| s.status.is_terminal());
                         path class={ "edge" @if done { " done" } }
-                            d={ "M" (x1) " " (y1) " C" (x1) " " ((y1 + y2) / 2) " " (x2) " " ((y1 + y2) / 2) " " (x2) " " (y2) } {}
+                            d={ "M" (x1) " " (y1) " C" (x1) " " (i64::midpoint(y1, y2)) " " (x2) " " (i64::midpoint(y1, y2)) " " (x2) " " (y2) } {}
                     }
                     @if join {
                         rect class="bar join" x=(cx + (NODE_W - BAR_W) / 2) y=(cy - 12) width=(BAR_W) height="5" rx="2" {}

@@ -77,7 +77,10 @@ async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -328,7 +331,9 @@ fn start_request(workflow_id: &str, form: &StartForm) -> Result<StartRequest, Co
         let (key, value) = line
             .split_once('=')
             .filter(|(k, _)| !k.trim().is_empty())
-            .ok_or_else(|| ConsoleError::invalid("tags", format!("{line:?} must look like key=value")))?;
+            .ok_or_else(|| {
+                ConsoleError::invalid("tags", format!("{line:?} must look like key=value"))
+            })?;
         tags.insert(key.trim().to_owned(), value.trim().to_owned());
     }
     let text = |v: Option<&String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
@@ -353,7 +358,11 @@ async fn start(
     may_act(&state, body.csrf.as_deref())?;
     let info = workflow_info(&state, &workflow_id)?;
     let started = match start_request(&workflow_id, &body) {
-        Ok(request) => state.executor.start(request).await.map_err(ConsoleError::from),
+        Ok(request) => state
+            .executor
+            .start(request)
+            .await
+            .map_err(ConsoleError::from),
         Err(error) => Err(error),
     };
     match started {
@@ -387,7 +396,12 @@ async fn archive(
 ) -> Page {
     let params = query(params)?;
     let archiver = state.archive.as_ref().ok_or(ConsoleError::NoArchive)?;
-    let Some(run_id) = params.run.as_deref().map(str::trim).filter(|r| !r.is_empty()) else {
+    let Some(run_id) = params
+        .run
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    else {
         let body = html! {
             h1 { "Archived runs" }
             form method="get" action="/archive" {
@@ -406,6 +420,6 @@ async fn archive(
         .filter(|w| !w.is_empty())
         .map(|w| WorkflowId::parse(w).map_err(|e| ConsoleError::invalid("workflow", e.to_string())))
         .transpose()?;
-    let archived = archiver.read(&run_id, workflow.as_ref()).await?;
-    Ok(render_run(&state, &archived.record, true, false))
+    let copy = archiver.read(&run_id, workflow.as_ref()).await?;
+    Ok(render_run(&state, &copy.record, true, false))
 }

@@ -1,9 +1,9 @@
-//! The console in a real browser: headless Debian Chromium driven through ChromeDriver
+//! The console in a real browser: headless Debian Chromium driven through `ChromeDriver`
 //! (`scripts/install-test-deps.sh` installs both). Opens the runs list, opens an approval
 //! run parked on its signal, sees the graph with the waiting step, sends the signal from
 //! the page and sees the run complete, saving screenshots under `target/console/`.
 //!
-//! A missing Chromium or ChromeDriver fails the test; only `WF_SKIP_BROWSER=1`, set on
+//! A missing Chromium or `ChromeDriver` fails the test; only `WF_SKIP_BROWSER=1`, set on
 //! purpose, skips it.
 #![allow(
     clippy::unwrap_used,
@@ -86,11 +86,16 @@ async fn signal_sent_from_the_page_completes_a_waiting_run() {
         .wait_for("g[data-step=\"await-approval\"][data-status=\"waiting\"]")
         .await;
     assert!(browser.current_url().await.ends_with(&run_path));
-    browser.find("g[data-step=\"submit\"][data-status=\"completed\"]").await.unwrap();
+    browser
+        .find("g[data-step=\"submit\"][data-status=\"completed\"]")
+        .await
+        .unwrap();
     browser.screenshot(&shots.join("run-waiting.png")).await;
 
     // WHEN the signal is sent from the page
-    let payload = browser.wait_for("#signal-form textarea[name=\"payload\"]").await;
+    let payload = browser
+        .wait_for("#signal-form textarea[name=\"payload\"]")
+        .await;
     browser
         .clear_and_type(&payload, r#"{"approver":"ada","approved":true}"#)
         .await;

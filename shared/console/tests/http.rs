@@ -39,8 +39,16 @@ async fn runs_list_shows_runs_newest_first_with_counts_and_pages() {
         page.body.find(&first.run_id.to_string()).unwrap(),
     );
     assert!(a < b, "newest first");
-    assert!(page.body.contains(r#"data-status="PENDING">2"#) || page.body.contains(r#"data-status="RUNNING">2"#), "{}", page.body);
-    assert!(page.body.contains("data-refresh"), "the list refreshes itself");
+    assert!(
+        page.body.contains(r#"data-status="PENDING">2"#)
+            || page.body.contains(r#"data-status="RUNNING">2"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("data-refresh"),
+        "the list refreshes itself"
+    );
 
     // A page of one, then the cursor to the next.
     let one = h.get("/?limit=1").await;
@@ -94,7 +102,11 @@ async fn bad_filters_are_refused_naming_the_parameter() {
         let page = h.get(&format!("/?{query}")).await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(page.error_code(), Some("invalid_parameter"), "{query}");
-        assert!(page.body.contains(&format!("<code>{field}</code>")), "{query}: {}", page.body);
+        assert!(
+            page.body.contains(&format!("<code>{field}</code>")),
+            "{query}: {}",
+            page.body
+        );
     }
 }
 
@@ -122,13 +134,22 @@ async fn run_page_shows_the_graph_with_the_waiting_step_timeline_steps_and_state
 
     let page = h.get(&location).await;
     let body = &page.body;
-    assert!(body.contains(r#"data-step="await-approval" data-status="waiting""#), "{body}");
+    assert!(
+        body.contains(r#"data-step="await-approval" data-status="waiting""#),
+        "{body}"
+    );
     assert!(body.contains(r#"data-step="submit" data-status="completed""#));
     assert!(body.contains(r#"data-step="notify" data-status="not-started""#));
     assert!(body.contains("waits for signal approved"));
     assert!(body.contains("class=\"timeline\""));
-    assert!(body.contains("id=\"step-submit\""), "each step has its details");
-    assert!(body.contains("&quot;requester&quot;: &quot;grace&quot;"), "state and input shown");
+    assert!(
+        body.contains("id=\"step-submit\""),
+        "each step has its details"
+    );
+    assert!(
+        body.contains("&quot;requester&quot;: &quot;grace&quot;"),
+        "state and input shown"
+    );
     assert!(body.contains("<code>request</code>"), "the state entry");
     assert!(body.contains(r#"id="signal-form""#) && body.contains(r#"value="approved""#));
     assert!(body.contains("data-refresh=\"1000\""), "live while it runs");
@@ -164,10 +185,21 @@ async fn signal_from_the_page_completes_the_run() {
     assert_eq!(sent.location(), Some(location.as_str()));
     h.until(&run_id, |r| r.run.status.is_terminal()).await;
     let page = h.get(&location).await;
-    assert!(page.body.contains(r#"id="run-status" data-status="COMPLETED""#), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"id="run-status" data-status="COMPLETED""#),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("new laptop was approved by ada"));
-    assert!(page.body.contains("data-final"), "the page stops refreshing");
-    assert!(!page.body.contains("id=\"signal-form\""), "no actions on an ended run");
+    assert!(
+        page.body.contains("data-final"),
+        "the page stops refreshing"
+    );
+    assert!(
+        !page.body.contains("id=\"signal-form\""),
+        "no actions on an ended run"
+    );
 }
 
 #[tokio::test]
@@ -176,13 +208,26 @@ async fn cancel_and_redrive_from_the_page() {
     let csrf = h.csrf().await;
     let run = h.start_approval().await;
     let cancelled = h
-        .post(&format!("/runs/{}/cancel", run.run_id), &[("csrf", &csrf), ("reason", "test")])
+        .post(
+            &format!("/runs/{}/cancel", run.run_id),
+            &[("csrf", &csrf), ("reason", "test")],
+        )
         .await;
-    assert_eq!(cancelled.status, StatusCode::SEE_OTHER, "{}", cancelled.body);
-    assert_eq!(h.store.get_run(&run.run_id).await.unwrap().status, RunStatus::Cancelled);
+    assert_eq!(
+        cancelled.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        cancelled.body
+    );
+    assert_eq!(
+        h.store.get_run(&run.run_id).await.unwrap().status,
+        RunStatus::Cancelled
+    );
 
     // Redrive applies to failed runs only: 409 for a cancelled one.
-    let refused = h.post(&format!("/runs/{}/redrive", run.run_id), &[("csrf", &csrf)]).await;
+    let refused = h
+        .post(&format!("/runs/{}/redrive", run.run_id), &[("csrf", &csrf)])
+        .await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(refused.error_code(), Some("invalid_state"));
 
@@ -190,16 +235,31 @@ async fn cancel_and_redrive_from_the_page() {
     let started = h
         .post(
             "/workflows/approval/start",
-            &[("csrf", &csrf), ("input", r#"{"subject":" ","requester":"g","amountCents":1}"#)],
+            &[
+                ("csrf", &csrf),
+                (
+                    "input",
+                    r#"{"subject":" ","requester":"g","amountCents":1}"#,
+                ),
+            ],
         )
         .await;
     let location = started.location().unwrap().to_owned();
     let run_id = location.trim_start_matches("/runs/").parse().unwrap();
-    h.until(&run_id, |r| r.run.status == RunStatus::Failed).await;
+    h.until(&run_id, |r| r.run.status == RunStatus::Failed)
+        .await;
     let page = h.get(&location).await;
-    assert!(page.body.contains("id=\"redrive-run\""), "a failed run offers redrive");
-    assert!(page.body.contains("invalid_request"), "the step's error is shown");
-    let redriven = h.post(&format!("{location}/redrive"), &[("csrf", &csrf)]).await;
+    assert!(
+        page.body.contains("id=\"redrive-run\""),
+        "a failed run offers redrive"
+    );
+    assert!(
+        page.body.contains("invalid_request"),
+        "the step's error is shown"
+    );
+    let redriven = h
+        .post(&format!("{location}/redrive"), &[("csrf", &csrf)])
+        .await;
     assert_eq!(redriven.status, StatusCode::SEE_OTHER, "{}", redriven.body);
 }
 
@@ -209,24 +269,61 @@ async fn start_form_refuses_bad_input_naming_the_field_and_starts_nothing() {
     let csrf = h.csrf().await;
     for (input, tags, status, code, field) in [
         ("{not json", "", 400, "malformed_json", "input"),
-        (r#"{"subject":"x","requester":"y"}"#, "", 422, "invalid_input", "input"),
-        (r#"{"subject":"x","requester":"y","amountCents":"lots"}"#, "", 422, "invalid_input", "input.amountCents"),
-        (&approval_input().to_string(), "no-equals", 400, "invalid_parameter", "tags"),
+        (
+            r#"{"subject":"x","requester":"y"}"#,
+            "",
+            422,
+            "invalid_input",
+            "input",
+        ),
+        (
+            r#"{"subject":"x","requester":"y","amountCents":"lots"}"#,
+            "",
+            422,
+            "invalid_input",
+            "input.amountCents",
+        ),
+        (
+            &approval_input().to_string(),
+            "no-equals",
+            400,
+            "invalid_parameter",
+            "tags",
+        ),
     ] {
         let page = h
-            .post("/workflows/approval/start", &[("csrf", &csrf), ("input", input), ("tags", tags)])
+            .post(
+                "/workflows/approval/start",
+                &[("csrf", &csrf), ("input", input), ("tags", tags)],
+            )
             .await;
         assert_eq!(page.status.as_u16(), status, "{input}: {}", page.body);
         assert_eq!(page.error_code(), Some(code), "{input}");
-        assert!(page.body.contains(&format!("data-field=\"{field}\"")), "{input}: {}", page.body);
-        assert!(page.body.contains("id=\"start-run\""), "the form comes back");
+        assert!(
+            page.body.contains(&format!("data-field=\"{field}\"")),
+            "{input}: {}",
+            page.body
+        );
+        assert!(
+            page.body.contains("id=\"start-run\""),
+            "the form comes back"
+        );
     }
-    let unknown = h.post("/workflows/no-such-flow/start", &[("csrf", &csrf), ("input", "{}")]).await;
+    let unknown = h
+        .post(
+            "/workflows/no-such-flow/start",
+            &[("csrf", &csrf), ("input", "{}")],
+        )
+        .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.error_code(), Some("unknown_workflow"));
     let form = h.get("/workflows/no-such-flow/start").await;
     assert_eq!(form.status, StatusCode::NOT_FOUND);
-    let runs = h.store.list_runs(&wf_store::RunQuery::default()).await.unwrap();
+    let runs = h
+        .store
+        .list_runs(&wf_store::RunQuery::default())
+        .await
+        .unwrap();
     assert!(runs.items.is_empty(), "nothing was started");
 }
 
@@ -253,7 +350,15 @@ async fn actions_without_the_csrf_token_are_refused_and_change_nothing() {
     }
     let record = h.store.export_run(&run.run_id).await.unwrap();
     assert_eq!(record.run.status, RunStatus::Pending);
-    assert_eq!(h.store.list_runs(&wf_store::RunQuery::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        h.store
+            .list_runs(&wf_store::RunQuery::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -275,11 +380,41 @@ async fn bad_run_ids_payloads_and_bodies_get_clear_errors() {
     }
     let base = format!("/runs/{}", run.run_id);
     for (path, form, status, code, field) in [
-        (format!("{base}/signal"), vec![("name", "approved"), ("payload", "{oops")], 400, "malformed_json", "payload"),
-        (format!("{base}/signal"), vec![("name", " ")], 400, "invalid_parameter", "name"),
-        (format!("/runs/{unknown}/signal"), vec![("name", "approved")], 404, "run_not_found", ""),
-        (format!("/runs/{unknown}/cancel"), vec![], 404, "run_not_found", ""),
-        ("/runs/bad/redrive".to_owned(), vec![], 400, "invalid_parameter", "runId"),
+        (
+            format!("{base}/signal"),
+            vec![("name", "approved"), ("payload", "{oops")],
+            400,
+            "malformed_json",
+            "payload",
+        ),
+        (
+            format!("{base}/signal"),
+            vec![("name", " ")],
+            400,
+            "invalid_parameter",
+            "name",
+        ),
+        (
+            format!("/runs/{unknown}/signal"),
+            vec![("name", "approved")],
+            404,
+            "run_not_found",
+            "",
+        ),
+        (
+            format!("/runs/{unknown}/cancel"),
+            vec![],
+            404,
+            "run_not_found",
+            "",
+        ),
+        (
+            "/runs/bad/redrive".to_owned(),
+            vec![],
+            400,
+            "invalid_parameter",
+            "runId",
+        ),
     ] {
         let mut form = form;
         form.push(("csrf", &csrf));
@@ -287,7 +422,11 @@ async fn bad_run_ids_payloads_and_bodies_get_clear_errors() {
         assert_eq!(answer.status.as_u16(), status, "{path}: {}", answer.body);
         assert_eq!(answer.error_code(), Some(code), "{path}");
         if !field.is_empty() {
-            assert!(answer.body.contains(&format!("<code>{field}</code>")), "{path}: {}", answer.body);
+            assert!(
+                answer.body.contains(&format!("<code>{field}</code>")),
+                "{path}: {}",
+                answer.body
+            );
         }
     }
     // A body that is not a form at all.
@@ -298,7 +437,10 @@ async fn bad_run_ids_payloads_and_bodies_get_clear_errors() {
     let answer = support::send(&h.router, request).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(answer.error_code(), Some("invalid_parameter"));
-    assert_eq!(h.store.get_run(&run.run_id).await.unwrap().status, RunStatus::Pending);
+    assert_eq!(
+        h.store.get_run(&run.run_id).await.unwrap().status,
+        RunStatus::Pending
+    );
 }
 
 #[tokio::test]
@@ -309,15 +451,24 @@ async fn read_only_console_offers_and_accepts_no_actions() {
     assert!(!list.body.contains("/start\""), "no start links");
     let page = h.get(&format!("/runs/{}", run.run_id)).await;
     assert!(!page.body.contains("<form method=\"post\"") && !page.body.contains("name=\"csrf\""));
-    assert_eq!(h.get("/workflows/approval/start").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.get("/workflows/approval/start").await.status,
+        StatusCode::FORBIDDEN
+    );
     for path in ["cancel", "signal", "redrive"] {
         let answer = h
-            .post(&format!("/runs/{}/{path}", run.run_id), &[("name", "approved"), ("csrf", "x")])
+            .post(
+                &format!("/runs/{}/{path}", run.run_id),
+                &[("name", "approved"), ("csrf", "x")],
+            )
             .await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN);
         assert_eq!(answer.error_code(), Some("read_only"));
     }
-    assert_eq!(h.store.get_run(&run.run_id).await.unwrap().status, RunStatus::Pending);
+    assert_eq!(
+        h.store.get_run(&run.run_id).await.unwrap().status,
+        RunStatus::Pending
+    );
 }
 
 #[tokio::test]
@@ -337,7 +488,11 @@ async fn user_supplied_values_are_escaped() {
         .await
         .unwrap()
         .run;
-    for uri in ["/".to_owned(), format!("/runs/{}", run.run_id), format!("/?resource={}", support::encode(evil))] {
+    for uri in [
+        "/".to_owned(),
+        format!("/runs/{}", run.run_id),
+        format!("/?resource={}", support::encode(evil)),
+    ] {
         let page = h.get(&uri).await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(!page.body.contains(evil), "{uri} has raw markup");
@@ -354,7 +509,12 @@ async fn foreign_hosts_are_refused_and_pages_carry_security_headers() {
             .body(Body::empty())
             .unwrap()
     };
-    for host in ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "localhost"] {
+    for host in [
+        "127.0.0.1:8080",
+        "localhost:8080",
+        "[::1]:8080",
+        "localhost",
+    ] {
         let page = support::send(&h.router, request(host)).await;
         assert_eq!(page.status, StatusCode::OK, "{host}");
         let csp = page.headers.get(header::CONTENT_SECURITY_POLICY).unwrap();
@@ -364,8 +524,16 @@ async fn foreign_hosts_are_refused_and_pages_carry_security_headers() {
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert_eq!(page.error_code(), Some("host_not_allowed"));
     let css = h.get("/assets/console.css").await;
-    assert_eq!(css.headers.get(header::CONTENT_TYPE).unwrap(), "text/css; charset=utf-8");
-    assert!(h.get("/assets/console.js").await.body.contains("data-refresh"));
+    assert_eq!(
+        css.headers.get(header::CONTENT_TYPE).unwrap(),
+        "text/css; charset=utf-8"
+    );
+    assert!(
+        h.get("/assets/console.js")
+            .await
+            .body
+            .contains("data-refresh")
+    );
 }
 
 #[tokio::test]
@@ -374,7 +542,11 @@ async fn archived_runs_open_read_only() {
     let sink = Arc::new(FsArchiveSink::new(dir.path()));
     let prefix = ArchivePrefix::parse("runs/").unwrap();
     let h = Harness::with(|console, store| {
-        console.with_archive(Archiver::new(Arc::clone(store), sink.clone(), prefix.clone()))
+        console.with_archive(Archiver::new(
+            Arc::clone(store),
+            sink.clone(),
+            prefix.clone(),
+        ))
     });
     let unconfigured = Harness::new();
     let none = unconfigured.get("/archive").await;
@@ -386,12 +558,21 @@ async fn archived_runs_open_read_only() {
     archiver.archive_expired(&run, None).await.unwrap();
     h.store.delete_run(&run.run_id).await.unwrap();
 
-    assert_eq!(h.get("/archive").await.status, StatusCode::OK, "the lookup form");
-    let page = h.get(&format!("/archive?run={}&workflow=approval", run.run_id)).await;
+    assert_eq!(
+        h.get("/archive").await.status,
+        StatusCode::OK,
+        "the lookup form"
+    );
+    let page = h
+        .get(&format!("/archive?run={}&workflow=approval", run.run_id))
+        .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Archived run, read-only"));
     assert!(page.body.contains("class=\"graph\""));
-    assert!(!page.body.contains("name=\"csrf\""), "no actions on an archived run");
+    assert!(
+        !page.body.contains("name=\"csrf\""),
+        "no actions on an archived run"
+    );
     assert!(!page.body.contains("data-refresh=\""), "no refresh");
     for (query, status, code) in [
         ("run=01KABCDEFGHJKMNPQRSTVWXYZ0", 404, "archive_not_found"),

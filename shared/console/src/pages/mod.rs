@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::error::ConsoleError;
 
-pub(crate) use run::{RunPage, run_page};
 pub(crate) use run::run_fragment;
+pub(crate) use run::{RunPage, run_page};
 pub(crate) use runs::{RunsPage, StatusCount, runs_fragment, runs_page};
 pub(crate) use start::{StartForm, start_page};
 

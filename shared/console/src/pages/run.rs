@@ -65,7 +65,12 @@ fn step_input(
         many => {
             let mut object = Map::new();
             for parent in many {
-                object.insert(parent.clone(), outputs.get(parent.as_str()).map_or(Value::Null, |v| (*v).clone()));
+                object.insert(
+                    parent.clone(),
+                    outputs
+                        .get(parent.as_str())
+                        .map_or(Value::Null, |v| (*v).clone()),
+                );
             }
             Some(Value::Object(object))
         }
@@ -127,35 +132,9 @@ fn actions(view: &RunPage<'_>, csrf: &str) -> Markup {
     }
 }
 
-/// The part that refreshes.
-pub(crate) fn run_fragment(view: &RunPage<'_>) -> Markup {
-    let record = view.record;
-    let run = &record.run;
-    let graph = match view.workflow {
-        Some(workflow) => Graph::from_definition(workflow, &record.steps),
-        None => Graph::from_steps(&record.steps),
-    };
-    let kinds: HashMap<String, &'static str> = view
-        .workflow
-        .map(|w| w.graph().map(|(id, kind, _)| (id.to_string(), kind)).collect())
-        .unwrap_or_default();
-    let parents = parents_of(view);
-    let outputs: HashMap<&str, &Value> = record
-        .outputs
-        .iter()
-        .map(|o| (o.step_id.as_str(), &o.output))
-        .collect();
-    let latest = latest_by_step(&record.steps);
-    let order: Vec<String> = match view.workflow {
-        Some(w) => w.step_ids().map(ToString::to_string).collect(),
-        None => {
-            let mut steps: Vec<&StepExecution> = latest.values().copied().collect();
-            steps.sort_by_key(|s| s.created_at);
-            steps.iter().map(|s| s.step_id.to_string()).collect()
-        }
-    };
+/// The run's summary: status, workflow, times, resource, tags, error.
+fn summary(run: &wf_store::WorkflowRun) -> Markup {
     html! {
-        @if run.status.is_terminal() || view.archived { span data-final="true" hidden {} }
         dl class="summary" {
             dt { "Status" } dd { span id="run-status" data-status=(run.status.as_str()) { (badge(run.status.as_str())) } }
             dt { "Workflow" } dd { a href={ "/?workflow=" (run.workflow_id) } { (run.workflow_id) } " v" (run.workflow_version) }
@@ -174,16 +153,27 @@ pub(crate) fn run_fragment(view: &RunPage<'_>) -> Markup {
         @if let Some(error) = &run.error {
             div class="error-box" { strong { (error.code) } ": " (error.message) }
         }
-        h2 { "Graph" }
-        div class="graph-wrap" { (graph.render()) }
-        p class="legend" {
-            @for s in ["not-started", "pending", "ready", "running", "waiting", "retrying", "completed", "failed", "skipped", "cancelled"] {
-                span class={ "badge s-" (s) } { (s) } " "
-            }
-        }
-        h2 { "Timeline" }
-        (timeline(run, &record.steps, &kinds, view.now))
-        h2 { "Steps" }
+    }
+}
+
+/// Each step's details: parents, wait, lease, error, input and output.
+fn step_details(view: &RunPage<'_>) -> Markup {
+    let record = view.record;
+    let parents = parents_of(view);
+    let outputs: HashMap<&str, &Value> = record
+        .outputs
+        .iter()
+        .map(|o| (o.step_id.as_str(), &o.output))
+        .collect();
+    let latest = latest_by_step(&record.steps);
+    let order: Vec<String> = if let Some(w) = view.workflow {
+        w.step_ids().map(ToString::to_string).collect()
+    } else {
+        let mut steps: Vec<&StepExecution> = latest.values().copied().collect();
+        steps.sort_by_key(|s| s.created_at);
+        steps.iter().map(|s| s.step_id.to_string()).collect()
+    };
+    html! {
         @for id in &order {
             @let step = latest.get(id.as_str()).copied();
             @let step_parents = parents.get(id).map_or(&[][..], Vec::as_slice);
@@ -220,6 +210,13 @@ pub(crate) fn run_fragment(view: &RunPage<'_>) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The run's input, output and state entries.
+fn data(record: &RunRecord) -> Markup {
+    let run = &record.run;
+    html! {
         h2 { "Run input" }
         (json_block(&run.input))
         @if let Some(output) = &run.output {
@@ -239,5 +236,39 @@ pub(crate) fn run_fragment(view: &RunPage<'_>) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The part that refreshes.
+pub(crate) fn run_fragment(view: &RunPage<'_>) -> Markup {
+    let record = view.record;
+    let run = &record.run;
+    let graph = match view.workflow {
+        Some(workflow) => Graph::from_definition(workflow, &record.steps),
+        None => Graph::from_steps(&record.steps),
+    };
+    let kinds: HashMap<String, &'static str> = view
+        .workflow
+        .map(|w| {
+            w.graph()
+                .map(|(id, kind, _)| (id.to_string(), kind))
+                .collect()
+        })
+        .unwrap_or_default();
+    html! {
+        @if run.status.is_terminal() || view.archived { span data-final="true" hidden {} }
+        (summary(run))
+        h2 { "Graph" }
+        div class="graph-wrap" { (graph.render()) }
+        p class="legend" {
+            @for s in ["not-started", "pending", "ready", "running", "waiting", "retrying", "completed", "failed", "skipped", "cancelled"] {
+                span class={ "badge s-" (s) } { (s) } " "
+            }
+        }
+        h2 { "Timeline" }
+        (timeline(run, &record.steps, &kinds, view.now))
+        h2 { "Steps" }
+        (step_details(view))
+        (data(record))
     }
 }

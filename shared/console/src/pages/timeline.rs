@@ -12,7 +12,10 @@ use wf_store::{StepExecution, StepStatus, WorkflowRun};
 use super::{badge, duration_ms};
 
 fn percent(ms: i64, total: i64) -> f64 {
-    #[allow(clippy::cast_precision_loss, reason = "milliseconds of one run fit f64")]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "milliseconds of one run fit f64"
+    )]
     let share = ms as f64 / total.max(1) as f64;
     (share * 100.0).clamp(0.0, 100.0)
 }
@@ -25,7 +28,13 @@ pub(crate) fn timeline(
     now: DateTime<Utc>,
 ) -> Markup {
     let start = run.created_at;
-    let end_of = |s: &StepExecution| s.completed_at.unwrap_or(if s.status.is_terminal() { s.updated_at } else { now });
+    let end_of = |s: &StepExecution| {
+        s.completed_at.unwrap_or(if s.status.is_terminal() {
+            s.updated_at
+        } else {
+            now
+        })
+    };
     let end = run
         .completed_at
         .into_iter()

@@ -5,6 +5,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::indexing_slicing,
     dead_code,
     unreachable_pub,
     reason = "test support: failures should stop the test loudly; each test uses a part"
@@ -80,8 +81,7 @@ impl Harness {
     }
 
     pub fn with(configure: impl FnOnce(Console, &Arc<dyn Store>) -> Console) -> Self {
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::in_memory(Retention::default()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory(Retention::default()).unwrap());
         let (executor, runner) = executor(Arc::clone(&store));
         let router = configure(Console::new(Arc::clone(&executor), runner), &store)
             .into_router()

@@ -1,9 +1,10 @@
-//! A small WebDriver client (the W3C protocol over HTTP, with hyper) and a ChromeDriver
-//! process stopped on drop: just what the browser test needs, without a WebDriver crate.
+//! A small `WebDriver` client (the W3C protocol over HTTP, with hyper) and a `ChromeDriver`
+//! process stopped on drop: just what the browser test needs, without a `WebDriver` crate.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::indexing_slicing,
     dead_code,
     unreachable_pub,
     reason = "test support: failures should stop the test loudly"
@@ -22,7 +23,7 @@ use serde_json::{Value, json};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// ChromeDriver on a free port, killed on drop.
+/// `ChromeDriver` on a free port, killed on drop.
 pub struct ChromeDriver {
     child: Child,
     pub port: u16,
@@ -52,7 +53,7 @@ impl Drop for ChromeDriver {
     }
 }
 
-/// One WebDriver session.
+/// One `WebDriver` session.
 pub struct Session {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
@@ -90,7 +91,10 @@ impl Session {
     pub async fn open(driver: &ChromeDriver, chromium: &str, profile: &std::path::Path) -> Self {
         let client = Client::builder(TokioExecutor::new()).build_http();
         let base = format!("http://127.0.0.1:{}", driver.port);
-        while call(&client, "GET", &format!("{base}/status"), None).await.is_err() {
+        while call(&client, "GET", &format!("{base}/status"), None)
+            .await
+            .is_err()
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let args = [
@@ -110,9 +114,14 @@ impl Session {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": chromium, "args": args }
         } } });
-        let created = call(&client, "POST", &format!("{base}/session"), Some(capabilities))
-            .await
-            .unwrap();
+        let created = call(
+            &client,
+            "POST",
+            &format!("{base}/session"),
+            Some(capabilities),
+        )
+        .await
+        .unwrap();
         let id = created["sessionId"].as_str().unwrap().to_owned();
         Self { client, base, id }
     }
@@ -122,9 +131,14 @@ impl Session {
     }
 
     pub async fn goto(&self, url: &str) {
-        call(&self.client, "POST", &self.url("/url"), Some(json!({ "url": url })))
-            .await
-            .unwrap();
+        call(
+            &self.client,
+            "POST",
+            &self.url("/url"),
+            Some(json!({ "url": url })),
+        )
+        .await
+        .unwrap();
     }
 
     /// The element `css` selects now, if any.
@@ -147,15 +161,25 @@ impl Session {
     }
 
     pub async fn click(&self, element: &str) {
-        call(&self.client, "POST", &self.url(&format!("/element/{element}/click")), Some(json!({})))
-            .await
-            .unwrap();
+        call(
+            &self.client,
+            "POST",
+            &self.url(&format!("/element/{element}/click")),
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
     }
 
     pub async fn clear_and_type(&self, element: &str, text: &str) {
-        call(&self.client, "POST", &self.url(&format!("/element/{element}/clear")), Some(json!({})))
-            .await
-            .unwrap();
+        call(
+            &self.client,
+            "POST",
+            &self.url(&format!("/element/{element}/clear")),
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
         call(
             &self.client,
             "POST",
