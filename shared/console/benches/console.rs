@@ -81,7 +81,14 @@ async fn main() {
         .run(&hundred.run_id, Duration::from_secs(60))
         .await
         .unwrap();
-    assert!(matches!(outcome, RunnerOutcome::Finished(_)), "{outcome:?}");
+    let RunnerOutcome::Finished(finished) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        finished.status,
+        wf_store::RunStatus::Completed,
+        "{finished:?}"
+    );
 
     let seeded = Instant::now();
     for i in 0..RUNS {
@@ -91,7 +98,7 @@ async fn main() {
                 workflow_id: workflow.to_owned(),
                 input: match workflow {
                     "approval" => support::approval_input(),
-                    "order-fulfilment" => json!({ "orderId": format!("o-{i}"), "customerId": "c-1", "lines": [{ "sku": "A", "quantity": 1, "unitPriceCents": 500 }], "cardToken": "tok" }),
+                    "order-fulfilment" => json!({ "orderId": format!("o-{i}"), "customer": "c-1", "lines": [{ "sku": "A", "quantity": 1, "unitPriceCents": 500 }], "card": "tok_visa" }),
                     _ => json!({ "documentId": format!("d-{i}"), "text": "one two three" }),
                 },
                 idempotency_key: None,

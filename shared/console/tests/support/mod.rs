@@ -32,8 +32,10 @@ use wf_store::{Retention, RunId, SqliteStore, Store, WorkflowRun};
 /// The id of the 100-step workflow.
 pub const HUNDRED: &str = "hundred-steps";
 
-async fn pass(_: StepContext, value: Value) -> Result<Value, StepError> {
-    Ok(value)
+/// A step of the 100-step workflow: a small output of its own (passing the input on
+/// would nest the fan-in objects three times deeper at every join).
+async fn pass(ctx: StepContext, _: Value) -> Result<Value, StepError> {
+    Ok(json!({ "step": ctx.step_id().to_string(), "ok": true }))
 }
 
 /// 100 steps: a first step, then 33 groups of 3 parallel branches, each group joined by
