@@ -20,7 +20,11 @@ function refresh(el) {
             const d = document.getElementById(id);
             if (d) d.open = true;
           }
-          document.dispatchEvent(new CustomEvent("wf:refreshed"));
+          // A run page reloads once its run ends, so the actions match it again.
+          if (el.dataset.reloadWhenFinal === "true" && el.querySelector("[data-final]")) {
+            location.reload();
+            return;
+          }
         }
       }
     } catch (_) {

@@ -109,6 +109,11 @@ async fn signal_sent_from_the_page_completes_a_waiting_run() {
     browser
         .wait_for("g[data-step=\"notify\"][data-status=\"completed\"]")
         .await;
+    // Once ended, the page reloads itself without the actions that no longer apply.
+    browser.wait_gone("#signal-form").await;
+    browser
+        .wait_for("#run-status[data-status=\"COMPLETED\"]")
+        .await;
     browser.screenshot(&shots.join("run-completed.png")).await;
     let record = h.store.export_run(&run_id).await.unwrap();
     assert_eq!(record.run.status, wf_store::RunStatus::Completed);

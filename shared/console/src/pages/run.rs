@@ -89,7 +89,7 @@ pub(crate) fn run_page(view: &RunPage<'_>) -> Markup {
         @if let Some(csrf) = view.csrf {
             (actions(view, csrf))
         }
-        section id="live" data-refresh=[live.then_some("1000")]
+        section id="live" data-refresh=[live.then_some("1000")] data-reload-when-final="true"
             data-src={ "/runs/" (run.run_id) "?partial=1" } {
             (run_fragment(view))
         }

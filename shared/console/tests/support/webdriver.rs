@@ -160,6 +160,13 @@ impl Session {
         }
     }
 
+    /// Waits (polling, no deadline) until `css` selects nothing.
+    pub async fn wait_gone(&self, css: &str) {
+        while self.find(css).await.is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn click(&self, element: &str) {
         call(
             &self.client,
