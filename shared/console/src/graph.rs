@@ -33,16 +33,9 @@ pub(crate) struct Graph<'a> {
     nodes: Vec<Node<'a>>,
 }
 
-/// Each step's latest execution (the highest execution index), by step id.
+/// Each step's row, by step id (a step has one row per run).
 pub(crate) fn latest_by_step(steps: &[StepExecution]) -> HashMap<&str, &StepExecution> {
-    let mut latest: HashMap<&str, &StepExecution> = HashMap::new();
-    for step in steps {
-        let entry = latest.entry(step.step_id.as_str()).or_insert(step);
-        if step.execution_index > entry.execution_index {
-            *entry = step;
-        }
-    }
-    latest
+    steps.iter().map(|s| (s.step_id.as_str(), s)).collect()
 }
 
 impl<'a> Graph<'a> {

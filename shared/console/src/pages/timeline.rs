@@ -56,7 +56,6 @@ pub(crate) fn timeline(
                 div class="row" data-step=(step.step_id) {
                     div class="label" {
                         a href={ "#step-" (step.step_id) } { (step.step_id) }
-                        @if step.execution_index > 0 { " #" (step.execution_index + 1) }
                     }
                     div class="track" {
                         @let wait_to = started.unwrap_or(ended);
