@@ -8,6 +8,8 @@
 #     its DynamoDB server also answers the backup calls scripts/backup-table.sh makes
 #   - checkov 3.2.533 (the deploy checks' security scan) PyPI package checkov, pinned, in its
 #     own virtualenv .tools/checkov-venv (its pins would fight the deploy tools')
+#   - Chromium and ChromeDriver (the console's       apt packages chromium, chromium-driver
+#     browser test)
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -23,6 +25,12 @@ if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
   echo "installing Java 17 (openjdk-17-jre-headless)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing Chromium and ChromeDriver (apt chromium, chromium-driver)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 if [ ! -f "$ddb_jar" ]; then

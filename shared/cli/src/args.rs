@@ -92,6 +92,8 @@ pub(crate) enum Command {
         /// The run id.
         run_id: String,
     },
+    /// Serve the web console on 127.0.0.1: runs, graphs, timelines and actions.
+    Console(ConsoleArgs),
     /// Finish runs left unfinished by a process that died (or one run).
     Resume {
         /// Only this run.
@@ -206,4 +208,28 @@ pub(crate) struct ArchiveSource {
     /// The run's workflow, to look in one folder only (faster on big buckets).
     #[arg(long)]
     pub(crate) workflow: Option<String>,
+}
+
+/// `wf console ...`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConsoleArgs {
+    /// The port to listen on (0: any free port).
+    #[arg(long, env = "WF_CONSOLE_PORT", default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// The address to listen on. Anything but loopback exposes the console, which has
+    /// no login of its own, to the network.
+    #[arg(long, env = "WF_CONSOLE_BIND", default_value = "127.0.0.1")]
+    pub(crate) bind: std::net::IpAddr,
+    /// Only look: no start, cancel, signal or redrive.
+    #[arg(long, env = "WF_CONSOLE_READ_ONLY")]
+    pub(crate) read_only: bool,
+    /// The archive bucket, to open archived runs (the stack's `ArchiveBucketName`).
+    #[arg(long, env = "WF_ARCHIVE_BUCKET", conflicts_with = "dir")]
+    pub(crate) bucket: Option<String>,
+    /// A local folder of archives instead of a bucket.
+    #[arg(long, env = "WF_ARCHIVE_DIR")]
+    pub(crate) dir: Option<std::path::PathBuf>,
+    /// The key prefix archives are under.
+    #[arg(long, env = "WF_ARCHIVE_PREFIX", default_value = "runs/")]
+    pub(crate) prefix: String,
 }

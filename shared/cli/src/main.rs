@@ -27,8 +27,9 @@ use wf_archive::{
     ArchiveError, ArchivePrefix, ArchiveSink, Archiver, FsArchiveSink, S3ArchiveSink,
 };
 
-use crate::args::{ArchiveCommand, Cli, Command, ListArgs, RunArgs, StoreKind};
+use crate::args::{ArchiveCommand, Cli, Command, ConsoleArgs, ListArgs, RunArgs, StoreKind};
 use crate::progress::Progress;
+use wf_console::Console;
 
 /// What can go wrong, each with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,11 @@ enum CliError {
     Json {
         what: String,
         source: serde_json::Error,
+    },
+    #[error("could not serve on {address}: {source}")]
+    Serve {
+        address: String,
+        source: std::io::Error,
     },
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -249,23 +255,36 @@ async fn show(cli: &Cli, run_id: &str, json: bool) -> Result<ExitCode, CliError>
     Ok(ExitCode::SUCCESS)
 }
 
-async fn archive(cli: &Cli, command: &ArchiveCommand) -> Result<ExitCode, CliError> {
-    let (ArchiveCommand::Get { run_id, from } | ArchiveCommand::Restore { run_id, from }) = command;
-    let sink: Arc<dyn ArchiveSink> = match (&from.dir, &from.bucket) {
-        (Some(dir), _) => Arc::new(FsArchiveSink::new(dir)),
+/// The archive sink named by `--dir` or `--bucket`, if either.
+async fn archive_sink(
+    dir: Option<&PathBuf>,
+    bucket: Option<&String>,
+) -> Option<Arc<dyn ArchiveSink>> {
+    match (dir, bucket) {
+        (Some(dir), _) => Some(Arc::new(FsArchiveSink::new(dir))),
         (None, Some(bucket)) => {
             let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .load()
                 .await;
-            Arc::new(S3ArchiveSink::new(S3ArchiveSink::client(&aws), bucket))
+            Some(Arc::new(S3ArchiveSink::new(
+                S3ArchiveSink::client(&aws),
+                bucket,
+            )))
         }
-        (None, None) => {
-            return Err(CliError::Usage(
+        (None, None) => None,
+    }
+}
+
+async fn archive(cli: &Cli, command: &ArchiveCommand) -> Result<ExitCode, CliError> {
+    let (ArchiveCommand::Get { run_id, from } | ArchiveCommand::Restore { run_id, from }) = command;
+    let sink = archive_sink(from.dir.as_ref(), from.bucket.as_ref())
+        .await
+        .ok_or_else(|| {
+            CliError::Usage(
                 "say where the archives are: --bucket (WF_ARCHIVE_BUCKET) or --dir (WF_ARCHIVE_DIR)"
                     .to_owned(),
-            ));
-        }
-    };
+            )
+        })?;
     let workflow = from
         .workflow
         .as_deref()
@@ -299,6 +318,43 @@ async fn archive(cli: &Cli, command: &ArchiveCommand) -> Result<ExitCode, CliErr
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wf console`: serves until interrupted.
+async fn console(cli: &Cli, args: &ConsoleArgs) -> Result<ExitCode, CliError> {
+    let App {
+        executor, runner, ..
+    } = App::new(cli).await?;
+    let mut console = Console::new(Arc::clone(&executor), runner)
+        .read_only(args.read_only)
+        .allow_host(args.bind.to_string());
+    if let Some(sink) = archive_sink(args.dir.as_ref(), args.bucket.as_ref()).await {
+        console = console.with_archive(Archiver::new(
+            Arc::clone(executor.store()),
+            sink,
+            ArchivePrefix::parse(&args.prefix)?,
+        ));
+    }
+    let router = console
+        .into_router()
+        .map_err(|e| CliError::Usage(format!("no randomness for the CSRF token: {e}")))?;
+    let address = std::net::SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| CliError::Serve {
+            address: address.to_string(),
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(address);
+    let mode = if args.read_only { " (read-only)" } else { "" };
+    eprintln!("wf console{mode} on http://{bound}/ (Ctrl-C stops it)");
+    wf_console::serve(listener, router)
+        .await
+        .map_err(|source| CliError::Serve {
+            address: bound.to_string(),
+            source,
+        })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -394,6 +450,7 @@ async fn execute(cli: &Cli) -> Result<ExitCode, CliError> {
             continue_run(&mut app, &run_id).await
         }
         Command::Resume { run_id } => resume(cli, run_id.as_deref()).await,
+        Command::Console(args) => console(cli, args).await,
     }
 }
 

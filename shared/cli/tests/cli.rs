@@ -312,3 +312,56 @@ async fn archive_get_and_restore_round_trip_an_archived_run() {
     );
     assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
 }
+
+#[test]
+fn console_serves_the_runs_list_on_loopback() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wf.db");
+    assert!(
+        wf(
+            &db,
+            &[
+                "run",
+                "approval",
+                "--input",
+                "shared/workflows/inputs/approval.json"
+            ]
+        )
+        .status
+        .success()
+    );
+    let mut console = Command::new(env!("CARGO_BIN_EXE_wf"))
+        .args(["console", "--port", "0", "--read-only"])
+        .env("WF_DB", &db)
+        .env_remove("WF_STORE")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line says where it listens: "wf console (read-only) on http://127.0.0.1:PORT/".
+    let mut line = String::new();
+    BufReader::new(console.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    assert!(address.starts_with("127.0.0.1:"), "{line}");
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    console.kill().unwrap();
+    console.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("approval v1"), "the run is listed");
+    assert!(!answer.contains("Start a run"), "read-only: no start links");
+}

@@ -237,6 +237,19 @@ impl Workflow {
         })
     }
 
+    /// Each step in definition order with its kind (`task`, `sleep` or `wait-signal`) and
+    /// its parents, for drawing the workflow's graph (the `wf console` does).
+    pub fn graph(&self) -> impl Iterator<Item = (&StepId, &'static str, &[StepId])> {
+        self.nodes.iter().map(|n| {
+            let kind = match &n.kind {
+                NodeKind::Task { .. } => "task",
+                NodeKind::Sleep { .. } => "sleep",
+                NodeKind::WaitSignal { .. } => "wait-signal",
+            };
+            (&n.id, kind, n.parents.as_slice())
+        })
+    }
+
     pub(crate) fn node(&self, id: &StepId) -> Option<(usize, &Node)> {
         let index = *self.index.get(id)?;
         self.nodes.get(index).map(|node| (index, node))
