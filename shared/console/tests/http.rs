@@ -30,8 +30,16 @@ fn waiting_for_signal(record: &wf_store::RunRecord) -> bool {
 #[tokio::test]
 async fn runs_list_shows_runs_newest_first_with_counts_and_pages() {
     let h = Harness::new();
-    let first = h.start_approval().await;
-    let second = h.start_approval().await;
+    let one_run = h.start_approval().await;
+    let other_run = h.start_approval().await;
+    // Listings sort by creation time in milliseconds, then run id: two runs started in
+    // the same millisecond are ordered by id, not by which call came first.
+    let key = |run: &wf_store::WorkflowRun| (run.created_at, run.run_id.to_string());
+    let (first, second) = if key(&one_run) < key(&other_run) {
+        (one_run, other_run)
+    } else {
+        (other_run, one_run)
+    };
     let page = h.get("/").await;
     assert_eq!(page.status, StatusCode::OK);
     let (a, b) = (
