@@ -24,6 +24,7 @@ use crate::telemetry::Event;
 use crate::workflow::{Node, Workflow};
 
 use super::finish::Cancelled;
+use super::task::holds_lease;
 use super::{COMMIT_TRIES, Executor, run_error, signal_key, to_std};
 
 /// A commit and the successors left out of it (created when their task arrives).
@@ -139,12 +140,7 @@ impl Executor {
                     // The run ended while the step ran (cancelled, failed): it stops here,
                     // unless a redrive reopens the run meanwhile; then commit again.
                     let step = self.store.get_step(&run.run_id, &claimed.step_id).await?;
-                    let holds_lease = step.status == StepStatus::Running
-                        && step.attempt == claimed.attempt
-                        && step
-                            .lease
-                            .as_ref()
-                            .is_some_and(|l| l.owner == commit.lease_owner);
+                    let holds_lease = holds_lease(&step, claimed.attempt, &commit.lease_owner);
                     let guard = RunGuard {
                         status: current.status,
                         version: current.version,

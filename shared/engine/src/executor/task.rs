@@ -130,7 +130,7 @@ impl Executor {
             Err(StoreError::Conflict { .. }) => {
                 // A retry after a lost answer meets its own claim: the lease is ours.
                 let current = self.store.get_step(&run.run_id, &step.step_id).await?;
-                if !is_own_claim(&current, &claim) {
+                if !holds_lease(&current, claim.attempt, &claim.owner) {
                     debug!("step is leased by another worker or moved on; dropped");
                     return Ok(nothing);
                 }
@@ -450,9 +450,9 @@ impl Executor {
     }
 }
 
-/// Whether `step` is running under the lease `claim` asked for.
-fn is_own_claim(step: &StepExecution, claim: &StepClaim) -> bool {
+/// Whether `step` is running at `attempt` under the lease token `owner`.
+pub(super) fn holds_lease(step: &StepExecution, attempt: u32, owner: &str) -> bool {
     step.status == StepStatus::Running
-        && step.attempt == claim.attempt
-        && step.lease.as_ref().is_some_and(|l| l.owner == claim.owner)
+        && step.attempt == attempt
+        && step.lease.as_ref().is_some_and(|l| l.owner == owner)
 }
