@@ -392,6 +392,9 @@ mod tests {
             updated_at: at,
             duration_ms: Some(3),
             error: None,
+            cancel_requested: false,
+            committed_by: None,
+            counts_done: false,
             ttl: 1_800_000_000,
         };
         RunRecord {

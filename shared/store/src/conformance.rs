@@ -24,9 +24,9 @@ pub use cursors::forged_cursors_are_refused;
 pub use guards::*;
 
 use crate::{
-    ErrorInfo, NewRun, NewStep, Retention, RunId, RunQuery, RunStatus, RunTransition, StateKey,
-    StepClaim, StepCommit, StepId, StepOutcome, StepStatus, StepTransition, Store, StoreError,
-    Successor, WorkflowId, WorkflowRun,
+    ErrorInfo, NewRun, NewStep, Retention, RunGuard, RunId, RunQuery, RunStatus, RunTransition,
+    StateKey, StepClaim, StepCommit, StepId, StepOutcome, StepStatus, StepTransition, Store,
+    StoreError, Successor, WorkflowId, WorkflowRun,
 };
 
 /// Generates one `#[tokio::test]` per conformance case. `$factory` is an async fn
@@ -48,7 +48,7 @@ macro_rules! conformance_suite {
             fan_in_successor_is_ready_only_after_every_parent,
             duplicate_commit_conflicts_and_changes_nothing,
             retrying_and_waiting_commits_park_the_step,
-            commit_is_all_or_nothing_when_its_last_write_fails,
+            a_commit_after_a_cancel_request_conflicts_and_writes_nothing,
             oversized_payloads_are_rejected_and_nothing_is_written,
             outputs_load_in_batches,
             state_entries_set_get_delete_has_all,
@@ -480,9 +480,16 @@ pub async fn commit_writes_status_output_successors_and_progress(store: &dyn Sto
     let c = store.get_step(&run.run_id, &step("c")).await.unwrap();
     assert_eq!(c.status, StepStatus::Pending, "c waits for a second parent");
     let after = store.get_run(&run.run_id).await.unwrap();
-    assert_eq!(after.completed_steps, 1);
+    assert_eq!(
+        after.completed_steps, 1,
+        "progress is counted from the steps"
+    );
     assert!((after.progress() - 1.0 / 3.0).abs() < 1e-9);
-    assert_eq!(after.version, run.version + 1);
+    assert_eq!(
+        store.get_run_head(&run.run_id).await.unwrap(),
+        run,
+        "a commit never writes the run item"
+    );
     let steps = store.list_steps(&run.run_id).await.unwrap();
     let ids: Vec<_> = steps.iter().map(|s| s.step_id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c"]);
@@ -544,11 +551,17 @@ pub async fn duplicate_commit_conflicts_and_changes_nothing(store: &dyn Store) {
     done.successors = vec![successor("b", 1, 1)];
     store.commit_step(&done).await.unwrap();
     let before = store.export_run(&run.run_id).await.unwrap();
-    let mut again = done.clone();
-    again.outcome = StepOutcome::Completed {
+    // Another worker's commit of the same attempt conflicts.
+    let mut other = done.clone();
+    other.lease_owner = "w2".into();
+    other.outcome = StepOutcome::Completed {
         output: json!("second"),
     };
-    assert_conflict(store.commit_step(&again).await, "duplicate commit");
+    assert_conflict(store.commit_step(&other).await, "duplicate commit");
+    assert_eq!(store.export_run(&run.run_id).await.unwrap(), before);
+    // The same commit again (a retry whose first answer was lost) is recognised as
+    // applied and changes nothing.
+    store.commit_step(&done).await.unwrap();
     assert_eq!(store.export_run(&run.run_id).await.unwrap(), before);
 }
 
@@ -602,9 +615,8 @@ pub async fn retrying_and_waiting_commits_park_the_step(store: &dyn Store) {
     assert_eq!(store.get_run(&run.run_id).await.unwrap().completed_steps, 0);
 }
 
-pub async fn commit_is_all_or_nothing_when_its_last_write_fails(store: &dyn Store) {
-    // GIVEN a claimed step whose run is then cancelled, so the commit's last write (the run
-    // progress, conditioned on the run being open) must fail
+pub async fn a_commit_after_a_cancel_request_conflicts_and_writes_nothing(store: &dyn Store) {
+    // GIVEN a claimed step whose run is then cancelled, and the step asked to stop
     let run = run_with_ready_step(store, t(0)).await;
     store
         .claim_step(&claim(&run, "a", 1, "w", t(1)))
@@ -618,7 +630,35 @@ pub async fn commit_is_all_or_nothing_when_its_last_write_fails(store: &dyn Stor
         output: None,
         error: Some(ErrorInfo::new("cancelled", "cancelled by user")),
     };
-    store.transition_run(&run.run_id, &cancel).await.unwrap();
+    let ended = store.transition_run(&run.run_id, &cancel).await.unwrap();
+    let stale = RunGuard {
+        status: run.status,
+        version: run.version,
+    };
+    assert!(matches!(
+        store
+            .request_cancel(&run.run_id, &step("a"), stale, t(3))
+            .await,
+        Err(StoreError::Conflict {
+            kind: crate::ItemKind::Run,
+            ..
+        })
+    ));
+    let guard = RunGuard {
+        status: ended.status,
+        version: ended.version,
+    };
+    store
+        .request_cancel(&run.run_id, &step("a"), guard, t(3))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_step(&run.run_id, &step("a"))
+            .await
+            .unwrap()
+            .cancel_requested
+    );
     let before = store.export_run(&run.run_id).await.unwrap();
     // WHEN the step commits with an output and successors
     let mut done = commit(
@@ -630,15 +670,39 @@ pub async fn commit_is_all_or_nothing_when_its_last_write_fails(store: &dyn Stor
         },
     );
     done.successors = vec![successor("b", 1, 1), successor("c", 2, 2)];
-    // THEN the commit conflicts and not one of its writes landed
-    assert_conflict(store.commit_step(&done).await, "commit into an ended run");
-    assert_eq!(store.export_run(&run.run_id).await.unwrap(), before);
+    // THEN the commit conflicts and not one of its writes is visible
+    assert_conflict(
+        store.commit_step(&done).await,
+        "commit after a cancel request",
+    );
+    let after = store.export_run(&run.run_id).await.unwrap();
+    assert_eq!((after.run, after.steps), (before.run, before.steps));
     assert!(
         store
             .get_step(&run.run_id, &step("b"))
             .await
             .unwrap_err()
             .is_not_found()
+    );
+    // A step no longer running cannot be asked to stop.
+    let cancelled = StepTransition {
+        run_id: run.run_id,
+        step_id: step("a"),
+        from: vec![StepStatus::Running],
+        status: StepStatus::Cancelled,
+        attempt: None,
+        not_before: None,
+        waiting_for: None,
+        error: None,
+        at: t(4),
+        run_guard: None,
+    };
+    store.transition_step(&cancelled).await.unwrap();
+    assert_conflict(
+        store
+            .request_cancel(&run.run_id, &step("a"), guard, t(5))
+            .await,
+        "cancel request of a finished step",
     );
 }
 
@@ -1146,7 +1210,7 @@ pub async fn children_are_exported_and_deleted_without_the_run_item(store: &dyn 
     assert!(children.steps.iter().all(|s| s.run_id == run.run_id));
     store.delete_run_children(&children).await.unwrap();
     // The run item stays (TTL removes it), every child and the reservation are gone.
-    assert_eq!(store.get_run(&run.run_id).await.unwrap(), run);
+    assert_eq!(store.get_run_head(&run.run_id).await.unwrap(), run);
     let left = store.export_run_children(&run).await.unwrap();
     assert!(left.steps.is_empty() && left.outputs.is_empty() && left.state.is_empty());
     let mut retry = new_run("orders", t(9));

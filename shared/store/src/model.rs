@@ -269,6 +269,17 @@ pub struct StepExecution {
     pub duration_ms: Option<u64>,
     /// The last attempt's error.
     pub error: Option<ErrorInfo>,
+    /// The run ended while the step ran under a live lease: its commit conflicts, so its
+    /// worker learns of the end there (see [`crate::Store::request_cancel`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_requested: bool,
+    /// The lease token of the commit that ended the last attempt: a commit retried after
+    /// its answer was lost recognises its own write by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_by: Option<String>,
+    /// Whether the step counts toward its run's progress (it finished and flowed on).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counts_done: bool,
     /// Expiry, epoch seconds.
     pub ttl: i64,
 }

@@ -72,6 +72,9 @@ pub(crate) fn new_step(
         updated_at: at,
         duration_ms: None,
         error: None,
+        cancel_requested: false,
+        committed_by: None,
+        counts_done: false,
         ttl: retention.child_ttl(at),
     }
 }
@@ -103,6 +106,10 @@ pub(crate) fn transitioned_run(
     run.version += 1;
     if transition.status == RunStatus::Running && run.started_at.is_none() {
         run.started_at = Some(at);
+    }
+    if transition.status == RunStatus::Completed {
+        // Every step finished and flowed on: the final count, kept for listings.
+        run.completed_steps = run.total_steps;
     }
     if transition.status.is_terminal() {
         run.completed_at = Some(at);
@@ -155,6 +162,10 @@ pub(crate) fn claimed_step(
     });
     step.started_at = step.started_at.or(Some(now));
     step.updated_at = now;
+    // A new lease starts clean: a cancel asked of a lapsed holder was for a run that a
+    // redrive has since reopened (an ended run's steps are not claimed).
+    step.cancel_requested = false;
+    step.committed_by = None;
     Ok(step)
 }
 
@@ -215,11 +226,27 @@ pub(crate) fn transitioned_step(
     Ok(step)
 }
 
-/// Checks the commit's lease and returns the step as the commit leaves it.
+/// Whether `current` is the step as `commit` itself left it (a retry after a lost answer).
+pub(crate) fn already_committed(current: &StepExecution, commit: &StepCommit) -> bool {
+    let attempt_after = match commit.outcome {
+        StepOutcome::Retrying { .. } => commit.attempt.saturating_add(1),
+        _ => commit.attempt,
+    };
+    current.committed_by.as_deref() == Some(commit.lease_owner.as_str())
+        && current.status == commit.outcome.status()
+        && current.attempt == attempt_after
+}
+
+/// Checks the commit's lease and returns the step as the commit leaves it; `None` if the
+/// commit was already applied (see [`already_committed`]).
 pub(crate) fn committed_step(
     current: &StepExecution,
     commit: &StepCommit,
-) -> Result<StepExecution, StoreError> {
+) -> Result<Option<StepExecution>, StoreError> {
+    if already_committed(current, commit) {
+        return Ok(None);
+    }
+    let key = step_key(&commit.run_id, &commit.step_id);
     let holds_lease = current.status == StepStatus::Running
         && current.attempt == commit.attempt
         && current
@@ -229,14 +256,23 @@ pub(crate) fn committed_step(
     if !holds_lease {
         return Err(conflict(
             ItemKind::Step,
-            step_key(&commit.run_id, &commit.step_id),
+            key,
             "the lease was lost: another worker claimed or finished the step",
+        ));
+    }
+    if current.cancel_requested {
+        return Err(conflict(
+            ItemKind::Step,
+            key,
+            "the run ended while the step ran: a cancel was requested",
         ));
     }
     let at = to_millis(commit.at);
     let mut step = current.clone();
     step.status = commit.outcome.status();
     step.lease = None;
+    step.committed_by = Some(commit.lease_owner.clone());
+    step.counts_done = commit.completed_steps > 0;
     step.updated_at = at;
     step.duration_ms = Some(commit.duration_ms);
     step.not_before = None;
@@ -259,6 +295,29 @@ pub(crate) fn committed_step(
             step.waiting_for.clone_from(signal);
         }
     }
+    Ok(Some(step))
+}
+
+/// A run's progress: its steps that finished and flowed on.
+pub(crate) fn progress(steps: &[StepExecution]) -> u32 {
+    u32::try_from(steps.iter().filter(|step| step.counts_done).count()).unwrap_or(u32::MAX)
+}
+
+/// The step with a cancel requested, or `Conflict` unless it is running.
+pub(crate) fn cancel_requested_step(
+    current: &StepExecution,
+    at: DateTime<Utc>,
+) -> Result<StepExecution, StoreError> {
+    if current.status != StepStatus::Running {
+        return Err(conflict(
+            ItemKind::Step,
+            step_key(&current.run_id, &current.step_id),
+            "only a running step can be asked to stop",
+        ));
+    }
+    let mut step = current.clone();
+    step.cancel_requested = true;
+    step.updated_at = to_millis(at);
     Ok(step)
 }
 
@@ -293,24 +352,6 @@ pub(crate) fn successor_after(
         step.status = StepStatus::Ready;
     }
     Some(step)
-}
-
-pub(crate) fn progressed_run(
-    current: &WorkflowRun,
-    commit: &StepCommit,
-) -> Result<WorkflowRun, StoreError> {
-    if current.status.is_terminal() {
-        return Err(conflict(
-            ItemKind::Run,
-            current.run_id.to_string(),
-            "the run has already ended",
-        ));
-    }
-    let mut run = current.clone();
-    run.completed_steps = run.completed_steps.saturating_add(commit.completed_steps);
-    run.updated_at = to_millis(commit.at);
-    run.version += 1;
-    Ok(run)
 }
 
 /// Checks a commit's shape before any backend work.

@@ -3,8 +3,11 @@
 //! Contract shared by every backend (the conformance suite checks each point):
 //! 1. Every state change is a conditional write. A write whose expectation fails changes
 //!    nothing and returns [`StoreError::Conflict`]; a missing item gives `NotFound`.
-//! 2. [`Store::commit_step`] is all-or-nothing: the step's new status, its output, its
-//!    successors' readiness and the run's progress are written together or not at all.
+//! 2. [`Store::commit_step`] never consults or writes the run item: the step's update is
+//!    the commit point (conditional on the lease and on no cancel request); its output is
+//!    stored before it and its successors' readiness after it, each write idempotent, and
+//!    a commit retried after an ambiguous failure recognises its own update and finishes
+//!    the rest. A run's progress is derived from its steps when read ([`Store::get_run`]).
 //! 3. Every item carries `ttl`; the store computes it from its [`Retention`].
 //! 4. Listings are newest first, with an opaque cursor that resumes exactly after the last
 //!    item returned. Cursors are signed and bound to the query's filters (see
@@ -291,7 +294,7 @@ pub struct StepCommit {
     pub outcome: StepOutcome,
     /// Successors that learn this step is done.
     pub successors: Vec<Successor>,
-    /// How many steps to add to the run's `completed_steps`.
+    /// 1 if the step counts toward the run's progress (it finished and flows on), else 0.
     pub completed_steps: u32,
     /// Attempt duration in milliseconds.
     pub duration_ms: u64,
@@ -299,8 +302,8 @@ pub struct StepCommit {
     pub at: DateTime<Utc>,
 }
 
-/// Most items one commit may touch: DynamoDB's 100 actions per transaction, less the
-/// step, output and run items.
+/// Most successors one commit names; the engine creates the rest when their task
+/// arrives.
 pub const MAX_SUCCESSORS_PER_COMMIT: usize = 97;
 
 /// Largest page of runs.
@@ -374,8 +377,16 @@ pub trait Store: Send + Sync + Debug {
     /// Creates a run with its initial steps, atomically. `Conflict` if the run exists.
     async fn create_run(&self, run: &NewRun, steps: &[NewStep]) -> Result<WorkflowRun, StoreError>;
 
-    /// Reads a run (strongly consistent). `NotFound` if absent.
+    /// Reads a run (strongly consistent) with its progress (`completed_steps`) counted
+    /// from its steps. `NotFound` if absent.
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError>;
+
+    /// Reads the run item alone (strongly consistent): what the engine needs on every
+    /// task. `completed_steps` is as last stored (the final count once the run completed).
+    /// `NotFound` if absent.
+    async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        self.get_run(run_id).await
+    }
 
     /// Moves a run to a new status if it is still at the expected status and version.
     /// Sets `started_at` on the first move to `Running`, `completed_at` and the retention
@@ -416,12 +427,28 @@ pub trait Store: Send + Sync + Debug {
         transition: &StepTransition,
     ) -> Result<StepExecution, StoreError>;
 
-    /// Ends a claimed attempt, all or nothing: the step's status (only if it is still
-    /// `Running` under `lease_owner` at `attempt`), its output, its successors' readiness
-    /// and the run's progress (only if the run has not ended). `Conflict` if the lease was
-    /// lost or the run ended; `TooLarge` if the output or the successor list exceeds the
-    /// backend's limits. On any error nothing is written.
+    /// Ends a claimed attempt: the step's status, only if it is still `Running` under
+    /// `lease_owner` at `attempt` and no cancel was requested; its output (stored first,
+    /// visible once the step's status is); then its successors' readiness (created if
+    /// absent, `Ready` once all `parents_total` parents are recorded). The run item is
+    /// neither read nor written. `Conflict` if the lease was lost or a cancel requested
+    /// (nothing of the step changes); `TooLarge` if the output or the successor list
+    /// exceeds the backend's limits (nothing is written). Any other error may leave the
+    /// step committed: calling again with the same commit recognises that (by
+    /// `committed_by`) and completes the successors, so retrying is always safe.
     async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError>;
+
+    /// Asks a step running under a live lease to stop because its run ended: sets
+    /// `cancel_requested`, so the worker's commit conflicts and it cancels the step
+    /// itself. Applies only while the step is `Running` and the run is as `guard` says;
+    /// `Conflict` otherwise (kind `Run` for the guard), and nothing is written.
+    async fn request_cancel(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Stores an output outside a commit. `Conflict` if the step already has one.
     async fn save_output(

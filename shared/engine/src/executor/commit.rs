@@ -132,7 +132,7 @@ impl Executor {
                     };
                 }
                 Err(StoreError::Conflict { .. }) => {
-                    let current = self.store.get_run(&run.run_id).await?;
+                    let current = self.store.get_run_head(&run.run_id).await?;
                     if !current.status.is_terminal() {
                         debug!("lease lost before commit; another worker owns the step");
                         return Ok((Vec::new(), Duration::ZERO));

@@ -59,7 +59,21 @@ impl Executor {
         if holds_lease || lease_lapsed {
             from.push(StepStatus::Running);
         } else if step.status == StepStatus::Running {
-            return Ok(Cancelled::Done);
+            // Its worker is alive: flag the step, so its commit conflicts and the worker
+            // cancels it itself (the commit does not read the run).
+            return match self
+                .store
+                .request_cancel(&step.run_id, &step.step_id, guard, now)
+                .await
+            {
+                Err(StoreError::Conflict {
+                    kind: ItemKind::Run,
+                    ..
+                }) => Ok(Cancelled::RunChanged),
+                // It committed meanwhile: it finished before it could learn of the end.
+                Ok(()) | Err(StoreError::Conflict { .. }) => Ok(Cancelled::Done),
+                Err(error) => Err(error.into()),
+            };
         }
         let transition = StepTransition {
             run_id: step.run_id,
@@ -119,7 +133,7 @@ impl Executor {
         // condition). That end is ours, and so are its event and its clean-up.
         let mut tried: Vec<DateTime<Utc>> = Vec::new();
         for _ in 0..RUN_TRANSITION_TRIES {
-            let current = self.store.get_run(run_id).await?;
+            let current = self.store.get_run_head(run_id).await?;
             if current.status.is_terminal() {
                 let ours = current.status == status && tried.contains(&current.updated_at);
                 if !ours {
@@ -201,11 +215,16 @@ impl Executor {
         run_id: &RunId,
         workflow: &Workflow,
     ) -> Result<bool, EngineError> {
-        let run = self.store.get_run(run_id).await?;
-        if run.status.is_terminal() || run.completed_steps < run.total_steps {
-            return Ok(false);
-        }
+        // Every step lies on a path to a leaf and starts only once its parents finished, so
+        // the run is done when every leaf finished and flowed on: no count on the run item.
         let leaves: Vec<StepId> = workflow.leaves().map(|n| n.id.clone()).collect();
+        for leaf in &leaves {
+            match self.store.get_step(run_id, leaf).await {
+                Ok(step) if step.counts_done => {}
+                Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(false),
+                Err(error) => return Err(error.into()),
+            }
+        }
         let outputs = self.store.load_outputs(run_id, &leaves).await?;
         let output = if leaves.len() == 1 {
             outputs.into_iter().next().map_or(Value::Null, |o| o.output)
@@ -246,7 +265,7 @@ impl Executor {
             return Ok(run);
         }
         // Another writer ended the run first.
-        let run = self.store.get_run(run_id).await?;
+        let run = self.store.get_run_head(run_id).await?;
         Err(EngineError::InvalidState {
             run_id: *run_id,
             status: run.status,

@@ -59,7 +59,7 @@ impl Executor {
     ) -> Result<(Vec<StepTask>, Duration), EngineError> {
         let nothing = (Vec::new(), Duration::ZERO);
         let now = self.clock.now();
-        let run = match self.store.get_run(&task.run_id).await {
+        let run = match self.store.get_run_head(&task.run_id).await {
             Ok(run) => run,
             Err(StoreError::NotFound { .. }) => {
                 debug!("task for a run that no longer exists; dropped");

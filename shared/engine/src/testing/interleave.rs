@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::Notify;
 use wf_store::{
-    LeaseFence, NewRun, NewStep, Page, RunId, RunQuery, RunRecord, RunStatus, RunTransition,
-    StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId, StepOutput, StepStatus,
-    StepTransition, Store, StoreError, WorkflowRun,
+    LeaseFence, NewRun, NewStep, Page, RunGuard, RunId, RunQuery, RunRecord, RunStatus,
+    RunTransition, StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId, StepOutput,
+    StepStatus, StepTransition, Store, StoreError, WorkflowRun,
 };
 
 /// A call the wrapper can hold or fail.
@@ -157,6 +157,18 @@ impl Store for Interleave {
     }
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
         self.inner.get_run(run_id).await
+    }
+    async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        self.inner.get_run_head(run_id).await
+    }
+    async fn request_cancel(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.request_cancel(run_id, step_id, guard, at).await
     }
     async fn transition_run(
         &self,

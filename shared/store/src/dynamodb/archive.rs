@@ -5,11 +5,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
 use super::expr::Expr;
 use super::item::{self, Item};
+use super::outputs::resolve;
 use super::{Cancelled, DynamoDbStore, MAX_TRANSACTION_ACTIONS, cancellation, conflict, sdk_error};
 use crate::error::{ItemKind, StoreError};
 use crate::ids::RunId;
 use crate::keys;
-use crate::model::{RunRecord, StateEntry, StepExecution, StepOutput, WorkflowRun};
+use crate::model::{RunRecord, StateEntry, StepExecution, WorkflowRun};
 use crate::records::check_record;
 
 /// The items of one run's partition, decoded.
@@ -17,19 +18,20 @@ pub(super) struct Partition {
     /// The run item, if it is still there.
     pub(super) run: Option<WorkflowRun>,
     steps: Vec<StepExecution>,
-    outputs: Vec<StepOutput>,
+    step_items: Vec<Item>,
+    output_items: Vec<Item>,
     state: Vec<StateEntry>,
 }
 
 impl Partition {
     /// The record of `run` with this partition's children.
-    pub(super) fn into_record(self, run: WorkflowRun) -> RunRecord {
-        RunRecord {
+    pub(super) fn into_record(self, run: WorkflowRun) -> Result<RunRecord, StoreError> {
+        Ok(RunRecord {
             run,
+            outputs: resolve(&self.step_items, &self.output_items)?,
             steps: self.steps,
-            outputs: self.outputs,
             state: self.state,
-        }
+        })
     }
 }
 
@@ -40,7 +42,8 @@ impl DynamoDbStore {
         let mut partition = Partition {
             run: None,
             steps: Vec::new(),
-            outputs: Vec::new(),
+            step_items: Vec::new(),
+            output_items: Vec::new(),
             state: Vec::new(),
         };
         for found in self.query_partition(run_id, "").await? {
@@ -51,8 +54,9 @@ impl DynamoDbStore {
                 partition.run = Some(item::run_from_item(&found)?);
             } else if sk.starts_with(keys::STEP_PREFIX) {
                 partition.steps.push(item::step_from_item(&found)?);
+                partition.step_items.push(found);
             } else if sk.starts_with(keys::OUTPUT_PREFIX) {
-                partition.outputs.push(item::output_from_item(&found)?);
+                partition.output_items.push(found);
             } else if sk.starts_with(keys::STATE_PREFIX) {
                 partition.state.push(item::state_from_item(&found)?);
             }
@@ -136,7 +140,7 @@ impl DynamoDbStore {
             return match self.transact(writes).await {
                 Ok(()) => Ok(()),
                 Err(e) => match cancellation(&e) {
-                    Some(Cancelled::Condition(0, _)) => Err(exists()),
+                    Some(Cancelled::Condition(0)) => Err(exists()),
                     Some(Cancelled::Condition(..)) => Err(conflict(
                         ItemKind::Run,
                         run.run_id.to_string(),

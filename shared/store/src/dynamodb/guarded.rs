@@ -4,15 +4,16 @@
 //! check comes first, so a cancellation at index 0 always means "the guard failed".
 
 use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, ConditionCheck, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
+use chrono::{DateTime, Utc};
 
 use super::expr::Expr;
 use super::item::{self, Item, n, s};
 use super::{Cancelled, DynamoDbStore, MAX_TRIES, backoff, cancellation, conflict, sdk_error};
 use crate::error::{ItemKind, StoreError};
-use crate::ids::{RunId, StateKey};
-use crate::model::StepStatus;
+use crate::ids::{RunId, StateKey, StepId};
+use crate::model::{StepStatus, to_millis};
 use crate::records::step_key;
 use crate::store::{LeaseFence, RunGuard, StepTransition};
 
@@ -63,7 +64,7 @@ impl DynamoDbStore {
             match self.transact(actions.clone()).await {
                 Ok(()) => return Ok(None),
                 Err(error) => match cancellation(&error) {
-                    Some(Cancelled::Condition(index, _)) => return Ok(Some(index)),
+                    Some(Cancelled::Condition(index)) => return Ok(Some(index)),
                     Some(Cancelled::Transient) => backoff(attempt).await,
                     None => return Err(sdk_error("TransactWriteItems", error)),
                 },
@@ -98,6 +99,37 @@ impl DynamoDbStore {
                 ItemKind::Step,
                 step_key(&transition.run_id, &transition.step_id),
                 "step is not in one of the expected statuses",
+            )),
+        }
+    }
+
+    /// [`crate::Store::request_cancel`]: flags a running step, under a run guard.
+    pub(super) async fn request_cancel_guarded(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+        guard: &RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut expr = Expr::default();
+        expr.set("cancelRequested", AttributeValue::Bool(true))
+            .set("updatedAt", item::millis(to_millis(at)))
+            .require_eq("status", s(StepStatus::Running.as_str()));
+        let actions = vec![
+            self.run_guard_check(run_id, guard)?,
+            self.update_action(item::step_key(run_id, step_id), &expr)?,
+        ];
+        match self.transact_guarded(actions).await? {
+            None => Ok(()),
+            Some(0) => Err(conflict(
+                ItemKind::Run,
+                run_id.to_string(),
+                "the run changed since it was read",
+            )),
+            Some(_) => Err(conflict(
+                ItemKind::Step,
+                step_key(run_id, step_id),
+                "only a running step can be asked to stop",
             )),
         }
     }

@@ -119,6 +119,15 @@ impl<'a> Reader<'a> {
             .map_err(|e: StoreError| self.corrupt(name, &e.to_string()))
     }
 
+    /// A flag stored as `BOOL true` and left out when false.
+    fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        match self.item.get(name) {
+            None => Ok(false),
+            Some(AttributeValue::Bool(value)) => Ok(*value),
+            Some(_) => Err(self.corrupt(name, "not a boolean")),
+        }
+    }
+
     fn string_set(&self, name: &str) -> Result<Vec<&'a String>, StoreError> {
         match self.item.get(name) {
             None => Ok(Vec::new()),
@@ -309,6 +318,13 @@ pub(crate) fn step_item(step: &StepExecution) -> Result<Item, StoreError> {
         "error",
         step.error.as_ref().map(json).transpose()?,
     );
+    put_opt(&mut item, "committedBy", step.committed_by.clone().map(s));
+    if step.cancel_requested {
+        item.insert("cancelRequested".to_owned(), AttributeValue::Bool(true));
+    }
+    if step.counts_done {
+        item.insert("countsDone".to_owned(), AttributeValue::Bool(true));
+    }
     Ok(item)
 }
 
@@ -343,6 +359,9 @@ pub(crate) fn step_from_item(item: &Item) -> Result<StepExecution, StoreError> {
         updated_at: r.time("updatedAt")?,
         duration_ms: r.opt_n("durationMs")?,
         error: r.opt_json("error")?,
+        cancel_requested: r.flag("cancelRequested")?,
+        committed_by: r.opt_s("committedBy")?.map(str::to_owned),
+        counts_done: r.flag("countsDone")?,
         ttl: r.n("ttl")?,
     })
 }
@@ -501,6 +520,9 @@ mod tests {
             updated_at: at,
             duration_ms: Some(9),
             error: None,
+            cancel_requested: true,
+            committed_by: Some("w0".into()),
+            counts_done: true,
             ttl: 7,
         };
         let item = step_item(&step).unwrap();

@@ -10,14 +10,15 @@
 mod archive;
 mod billing;
 mod capacity;
+mod commit;
 mod config;
 mod expr;
 mod guarded;
 mod item;
+mod outputs;
 mod query;
 mod stream;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,12 +47,12 @@ use crate::error::{ItemKind, StoreError};
 use crate::ids::{RunId, StateKey, StepId};
 use crate::keys;
 use crate::model::{
-    RunRecord, RunStatus, StateEntry, StepExecution, StepOutput, StepStatus, WorkflowRun, to_millis,
+    RunRecord, StateEntry, StepExecution, StepOutput, StepStatus, WorkflowRun, to_millis,
 };
 use crate::records::{self, check_payload, step_key};
 use crate::store::{
-    LeaseFence, NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit,
-    StepOutcome, StepTransition, Store, Successor,
+    LeaseFence, NewRun, NewStep, Page, Retention, RunGuard, RunQuery, RunTransition, StepClaim,
+    StepCommit, StepTransition, Store,
 };
 
 /// Most actions in one `TransactWriteItems` call.
@@ -104,14 +105,18 @@ where
     StoreError::backend(format!("DynamoDB {operation} failed"), retryable, error)
 }
 
-fn status_values<I: IntoIterator<Item = &'static str>>(statuses: I) -> Vec<AttributeValue> {
-    statuses.into_iter().map(s).collect()
+/// What an `UpdateItem` did.
+enum Updated {
+    /// Applied: the item as it is now.
+    Applied(Item),
+    /// Its condition failed: the item as it was (`None` if there was none).
+    Refused(Option<Item>),
 }
 
-/// Why a transaction was cancelled, per action.
+/// Why a transaction was cancelled.
 enum Cancelled {
-    /// The action at this index failed its condition; the old item, if it existed.
-    Condition(usize, bool),
+    /// The action at this index failed its condition.
+    Condition(usize),
     /// Contention or throttling: try again.
     Transient,
 }
@@ -125,12 +130,12 @@ fn cancellation(
         return None;
     };
     let reasons = cancelled.cancellation_reasons();
-    if let Some((index, reason)) = reasons
+    if let Some((index, _)) = reasons
         .iter()
         .enumerate()
         .find(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
     {
-        return Some(Cancelled::Condition(index, reason.item().is_some()));
+        return Some(Cancelled::Condition(index));
     }
     reasons
         .iter()
@@ -249,6 +254,19 @@ impl DynamoDbStore {
         id: String,
         reason: &'static str,
     ) -> Result<Item, StoreError> {
+        match self.try_update(key, expr).await? {
+            Updated::Applied(new) => Ok(new),
+            Updated::Refused(Some(_)) => Err(StoreError::Conflict {
+                kind,
+                key: id,
+                reason,
+            }),
+            Updated::Refused(None) => Err(StoreError::NotFound { kind, key: id }),
+        }
+    }
+
+    /// An `UpdateItem`: the new item, or the old one (if any) when the condition failed.
+    async fn try_update(&self, key: Item, expr: &Expr) -> Result<Updated, StoreError> {
         let billed_key = key.clone();
         let result = self
             .client
@@ -271,20 +289,19 @@ impl DynamoDbStore {
                     key: &billed_key,
                     new: output.attributes.as_ref(),
                 });
-                output.attributes.ok_or_else(|| StoreError::Backend {
-                    message: "UpdateItem returned no attributes".to_owned(),
-                    retryable: false,
-                    source: None,
-                })
+                output
+                    .attributes
+                    .map(Updated::Applied)
+                    .ok_or_else(|| StoreError::Backend {
+                        message: "UpdateItem returned no attributes".to_owned(),
+                        retryable: false,
+                        source: None,
+                    })
             }
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed)) => {
                     self.capacity.bill(&Billed::UpdateItem { key: &billed_key, new: None });
-                    if failed.item().is_some() {
-                        Err(StoreError::Conflict { kind, key: id, reason })
-                    } else {
-                        Err(StoreError::NotFound { kind, key: id })
-                    }
+                    Ok(Updated::Refused(failed.item().cloned()))
                 }
                 _ => Err(sdk_error("UpdateItem", e)),
             },
@@ -490,98 +507,6 @@ impl DynamoDbStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The commit's action on one successor, or `None` if it already knows this parent.
-    fn successor_action(
-        &self,
-        existing: Option<&StepExecution>,
-        commit: &StepCommit,
-        successor: &Successor,
-    ) -> Result<Option<TransactWriteItem>, StoreError> {
-        let Some(next) = records::successor_after(existing, commit, successor, &self.retention)
-        else {
-            return Ok(None);
-        };
-        let Some(current) = existing else {
-            return self
-                .put_action(item::step_item(&next)?, Some("attribute_not_exists(PK)"))
-                .map(Some);
-        };
-        // Only if nobody changed the successor since we read it: its status and the
-        // number of parents recorded (the set only grows).
-        let mut expr = Expr::default();
-        expr.add(
-            "parentsDone",
-            AttributeValue::Ss(vec![commit.step_id.to_string()]),
-        )
-        .set("status", s(next.status.as_str()))
-        .set("updatedAt", millis(next.updated_at))
-        .require_eq("status", s(current.status.as_str()));
-        let done = expr.name("parentsDone");
-        if current.parents_done.is_empty() {
-            expr.condition(format!("attribute_not_exists({done})"));
-        } else {
-            let count = expr.value(n(current.parents_done.len()));
-            expr.condition(format!("size({done}) = {count}"));
-        }
-        self.update_action(item::step_key(&commit.run_id, &successor.step_id), &expr)
-            .map(Some)
-    }
-
-    fn commit_step_update(&self, commit: &StepCommit) -> Result<TransactWriteItem, StoreError> {
-        let at = to_millis(commit.at);
-        let mut expr = Expr::default();
-        expr.set("status", s(commit.outcome.status().as_str()))
-            .set("updatedAt", millis(at))
-            .set("durationMs", n(commit.duration_ms))
-            .remove("leaseOwner")
-            .remove("leaseUntil")
-            .require_eq("status", s(StepStatus::Running.as_str()))
-            .require_eq("attempt", n(commit.attempt))
-            .require_eq("leaseOwner", s(commit.lease_owner.clone()));
-        match &commit.outcome {
-            StepOutcome::Completed { .. }
-            | StepOutcome::Skipped { .. }
-            | StepOutcome::Cancelled => {
-                expr.set("completedAt", millis(at))
-                    .remove("notBefore")
-                    .remove("waitingFor");
-            }
-            StepOutcome::Failed { error } => {
-                expr.set("completedAt", millis(at))
-                    .set("error", item::json(error)?)
-                    .remove("notBefore")
-                    .remove("waitingFor");
-            }
-            StepOutcome::Retrying { error, not_before } => {
-                expr.set("error", item::json(error)?)
-                    .set("notBefore", millis(to_millis(*not_before)))
-                    .set("attempt", n(commit.attempt.saturating_add(1)))
-                    .remove("waitingFor");
-            }
-            StepOutcome::Waiting { until, signal } => {
-                expr.set_or_remove("notBefore", until.map(|u| millis(to_millis(u))))
-                    .set_or_remove("waitingFor", signal.clone().map(s));
-            }
-        }
-        self.update_action(item::step_key(&commit.run_id, &commit.step_id), &expr)
-    }
-
-    fn commit_run_update(&self, commit: &StepCommit) -> Result<TransactWriteItem, StoreError> {
-        let mut expr = Expr::default();
-        expr.add("completedSteps", n(commit.completed_steps))
-            .add("version", n(1))
-            .set("updatedAt", millis(to_millis(commit.at)))
-            .require_in(
-                "status",
-                status_values([
-                    RunStatus::Pending.as_str(),
-                    RunStatus::Running.as_str(),
-                    RunStatus::Waiting.as_str(),
-                ]),
-            );
-        self.update_action(item::run_key(&commit.run_id), &expr)
-    }
-
     /// The state item for `value`, refused if the value is too large.
     fn state_item(
         &self,
@@ -717,7 +642,7 @@ impl Store for DynamoDbStore {
         match self.transact(actions).await {
             Ok(()) => Ok(record),
             Err(e) => match cancellation(&e) {
-                Some(Cancelled::Condition(index, _)) if Some(index) == idempotency_index => {
+                Some(Cancelled::Condition(index)) if Some(index) == idempotency_index => {
                     let key = run.idempotency_key.clone().unwrap_or_default();
                     // The reservation may vanish between the two calls only if its run
                     // was deleted meanwhile: a retry then succeeds.
@@ -738,6 +663,22 @@ impl Store for DynamoDbStore {
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        let mut run = self.get_run_head(run_id).await?;
+        if run.status == crate::RunStatus::Completed {
+            // The final count was stored when it completed.
+            return Ok(run);
+        }
+        let steps: Vec<StepExecution> = self
+            .query_partition(run_id, keys::STEP_PREFIX)
+            .await?
+            .iter()
+            .map(item::step_from_item)
+            .collect::<Result<_, _>>()?;
+        run.completed_steps = records::progress(&steps);
+        Ok(run)
+    }
+
+    async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
         match self.get_item(item::run_key(run_id)).await? {
             Some(found) => item::run_from_item(&found),
             None => Err(StoreError::NotFound {
@@ -794,7 +735,7 @@ impl Store for DynamoDbStore {
         match self.transact(actions).await {
             Ok(()) => Ok(record),
             Err(e) => match cancellation(&e) {
-                Some(Cancelled::Condition(0, _)) => Err(StoreError::NotFound {
+                Some(Cancelled::Condition(0)) => Err(StoreError::NotFound {
                     kind: ItemKind::Run,
                     key: run_id.to_string(),
                 }),
@@ -839,6 +780,8 @@ impl Store for DynamoDbStore {
             .set("leaseUntil", millis(to_millis(claim.lease_until)))
             .set_if_absent("startedAt", millis(now))
             .set("updatedAt", millis(now))
+            .remove("cancelRequested")
+            .remove("committedBy")
             .require_eq("attempt", n(claim.attempt));
         let (status, lease_until) = (expr.name("status"), expr.name("leaseUntil"));
         let (ready, retrying, running, now_value) = (
@@ -884,89 +827,18 @@ impl Store for DynamoDbStore {
     }
 
     async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
-        records::validate_commit(commit)?;
-        let output = commit
-            .outcome
-            .output()
-            .map(|output| self.new_output(&commit.run_id, &commit.step_id, output, commit.at))
-            .transpose()?;
-        let step_id = step_key(&commit.run_id, &commit.step_id);
-        for attempt in 0..MAX_TRIES {
-            let successor_keys = commit
-                .successors
-                .iter()
-                .map(|succ| item::step_key(&commit.run_id, &succ.step_id))
-                .collect();
-            let existing: HashMap<StepId, StepExecution> = self
-                .batch_get(successor_keys)
-                .await?
-                .iter()
-                .map(|found| item::step_from_item(found).map(|step| (step.step_id.clone(), step)))
-                .collect::<Result<_, _>>()?;
-            // Order matters for error mapping: step, output, successors, run.
-            let mut actions = vec![self.commit_step_update(commit)?];
-            let output_index = output.as_ref().map(|_| actions.len());
-            if let Some(output) = &output {
-                actions.push(self.put_action(output.clone(), Some("attribute_not_exists(PK)"))?);
-            }
-            for successor in &commit.successors {
-                if let Some(action) =
-                    self.successor_action(existing.get(&successor.step_id), commit, successor)?
-                {
-                    actions.push(action);
-                }
-            }
-            let run_index = actions.len();
-            actions.push(self.commit_run_update(commit)?);
-            let result = self.transact(actions).await;
-            let Err(error) = result else {
-                return Ok(());
-            };
-            match cancellation(&error) {
-                Some(Cancelled::Condition(0, true)) => {
-                    return Err(conflict(
-                        ItemKind::Step,
-                        step_id,
-                        "the lease was lost: another worker claimed or finished the step",
-                    ));
-                }
-                Some(Cancelled::Condition(0, false)) => {
-                    return Err(StoreError::NotFound {
-                        kind: ItemKind::Step,
-                        key: step_id,
-                    });
-                }
-                Some(Cancelled::Condition(index, _)) if Some(index) == output_index => {
-                    return Err(conflict(
-                        ItemKind::Output,
-                        step_id,
-                        "the step already has an output",
-                    ));
-                }
-                Some(Cancelled::Condition(index, exists)) if index == run_index => {
-                    return Err(if exists {
-                        conflict(
-                            ItemKind::Run,
-                            commit.run_id.to_string(),
-                            "the run has already ended",
-                        )
-                    } else {
-                        StoreError::NotFound {
-                            kind: ItemKind::Run,
-                            key: commit.run_id.to_string(),
-                        }
-                    });
-                }
-                // A successor changed under us (a sibling parent committed): read again.
-                Some(Cancelled::Condition(..) | Cancelled::Transient) => backoff(attempt).await,
-                None => return Err(sdk_error("TransactWriteItems", error)),
-            }
-        }
-        Err(StoreError::Backend {
-            message: format!("commit of step {step_id} stayed contended after {MAX_TRIES} tries"),
-            retryable: true,
-            source: None,
-        })
+        self.commit(commit).await
+    }
+
+    async fn request_cancel(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.request_cancel_guarded(run_id, step_id, &guard, at)
+            .await
     }
 
     async fn save_output(
@@ -993,10 +865,7 @@ impl Store for DynamoDbStore {
         run_id: &RunId,
         step_id: &StepId,
     ) -> Result<Option<StepOutput>, StoreError> {
-        self.get_item(item::output_key(run_id, step_id))
-            .await?
-            .map(|found| item::output_from_item(&found))
-            .transpose()
+        self.read_output(run_id, step_id).await
     }
 
     async fn load_outputs(
@@ -1004,15 +873,7 @@ impl Store for DynamoDbStore {
         run_id: &RunId,
         step_ids: &[StepId],
     ) -> Result<Vec<StepOutput>, StoreError> {
-        let keys = step_ids
-            .iter()
-            .map(|id| item::output_key(run_id, id))
-            .collect();
-        self.batch_get(keys)
-            .await?
-            .iter()
-            .map(item::output_from_item)
-            .collect()
+        self.read_outputs(run_id, step_ids).await
     }
 
     async fn set_state(
@@ -1093,7 +954,7 @@ impl Store for DynamoDbStore {
             kind: ItemKind::Run,
             key: run_id.to_string(),
         })?;
-        Ok(partition.into_record(run))
+        partition.into_record(run)
     }
 
     async fn delete_run(&self, run_id: &RunId) -> Result<(), StoreError> {
@@ -1149,7 +1010,7 @@ impl Store for DynamoDbStore {
         Ok(self
             .read_partition(&run.run_id)
             .await?
-            .into_record(run.clone()))
+            .into_record(run.clone())?)
     }
 
     async fn delete_run_children(&self, record: &RunRecord) -> Result<(), StoreError> {

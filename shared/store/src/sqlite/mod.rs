@@ -23,8 +23,8 @@ use crate::keys;
 use crate::model::{RunRecord, StateEntry, StepExecution, StepOutput, WorkflowRun, to_millis};
 use crate::records::{self, check_payload, step_key};
 use crate::store::{
-    LeaseFence, NewRun, NewStep, Page, Retention, RunQuery, RunTransition, StepClaim, StepCommit,
-    StepTransition, Store,
+    LeaseFence, NewRun, NewStep, Page, Retention, RunGuard, RunQuery, RunTransition, StepClaim,
+    StepCommit, StepTransition, Store,
 };
 use crate::{Cursor, CursorKey};
 
@@ -375,6 +375,24 @@ impl Store for SqliteStore {
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        self.read(|c| {
+            let mut run = load_run(c, run_id)?;
+            if run.status == crate::RunStatus::Completed {
+                // The final count was stored when it completed.
+                return Ok(run);
+            }
+            let steps: Vec<StepExecution> = decode_all(
+                c,
+                ItemKind::Step,
+                "SELECT body FROM steps WHERE run_id = ?1",
+                run_id,
+            )?;
+            run.completed_steps = records::progress(&steps);
+            Ok(run)
+        })
+    }
+
+    async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
         self.read(|c| load_run(c, run_id))
     }
 
@@ -474,9 +492,12 @@ impl Store for SqliteStore {
             })
             .transpose()?;
         self.write(|tx| {
-            // Same order as the DynamoDB transaction: step, output, successors, run.
-            let step =
-                records::committed_step(&load_step(tx, &commit.run_id, &commit.step_id)?, commit)?;
+            // One local transaction: a commit found already applied was applied whole.
+            let Some(step) =
+                records::committed_step(&load_step(tx, &commit.run_id, &commit.step_id)?, commit)?
+            else {
+                return Ok(());
+            };
             put_step(tx, &step)?;
             if let Some(output) = &output {
                 insert_output(tx, output)?;
@@ -489,8 +510,21 @@ impl Store for SqliteStore {
                     put_step(tx, &next)?;
                 }
             }
-            let run = records::progressed_run(&load_run(tx, &commit.run_id)?, commit)?;
-            put_run(tx, &run)
+            Ok(())
+        })
+    }
+
+    async fn request_cancel(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            records::check_run_guard(&load_run(tx, run_id)?, &guard)?;
+            let step = records::cancel_requested_step(&load_step(tx, run_id, step_id)?, at)?;
+            put_step(tx, &step)
         })
     }
 
