@@ -894,7 +894,12 @@ pub async fn crash_mid_step_then_sweep_completes_exactly_once(
     // WHEN its lease lapses and a sweep runs in a new process
     let mut next = Bed::new(store, unit);
     let early = next.executor.sweep(Duration::ZERO).await.unwrap();
-    assert_eq!(early.tasks_dispatched, 0, "a live lease is left alone");
+    let lease_until = stuck.lease.as_ref().map(|l| l.until).unwrap();
+    if next.clock.now() < lease_until {
+        // Only meaningful if the sweep ended while the lease was live (a loaded machine
+        // can take longer than the lease between the claim and this sweep).
+        assert_eq!(early.tasks_dispatched, 0, "a live lease is left alone");
+    }
     tokio::time::sleep(unit * 13).await;
     let report = next.executor.sweep(Duration::ZERO).await.unwrap();
     assert_eq!(report.tasks_dispatched, 1);
