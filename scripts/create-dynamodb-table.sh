@@ -129,11 +129,11 @@ aws_ddb create-table \
     {"IndexName": "GSI1",
      "KeySchema": [{"AttributeName": "GSI1PK", "KeyType": "HASH"},
                    {"AttributeName": "GSI1SK", "KeyType": "RANGE"}],
-     "Projection": {"ProjectionType": "ALL"}'"$index_throughput"'},
+     "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["type", "runId", "workflowId", "workflowVersion", "status", "totalSteps", "completedSteps", "createdAt", "startedAt", "completedAt", "updatedAt", "resourceId", "tags", "idempotencyKey", "retentionDays", "version", "ttl"]}'"$index_throughput"'},
     {"IndexName": "GSI2",
      "KeySchema": [{"AttributeName": "GSI2PK", "KeyType": "HASH"},
                    {"AttributeName": "GSI2SK", "KeyType": "RANGE"}],
-     "Projection": {"ProjectionType": "ALL"}'"$index_throughput"'}
+     "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["type", "runId", "workflowId", "workflowVersion", "status", "totalSteps", "completedSteps", "createdAt", "startedAt", "completedAt", "updatedAt", "resourceId", "tags", "idempotencyKey", "retentionDays", "version", "ttl"]}'"$index_throughput"'}
   ]' \
   "${billing[@]}" \
   --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES \

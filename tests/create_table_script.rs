@@ -116,7 +116,11 @@ async fn assert_seed_table(endpoint: &str, table: &str) {
         );
         assert_eq!(
             index.projection().and_then(|p| p.projection_type()),
-            Some(&ProjectionType::All)
+            Some(&ProjectionType::Include)
+        );
+        assert_eq!(
+            index.projection().map(|p| p.non_key_attributes()),
+            Some(&wf_store::LISTING_ATTRIBUTES.map(str::to_owned)[..])
         );
     }
     let ttl = client

@@ -297,7 +297,13 @@ fn index(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, Harness
         .key_schema(key(sk, KeyType::Range)?)
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::All)
+                .projection_type(ProjectionType::Include)
+                .set_non_key_attributes(Some(
+                    wf_store::LISTING_ATTRIBUTES
+                        .iter()
+                        .map(|a| (*a).to_owned())
+                        .collect(),
+                ))
                 .build(),
         )
         .build()

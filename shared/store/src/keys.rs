@@ -17,6 +17,28 @@ use chrono::{DateTime, Utc};
 use crate::ids::{RunId, StateKey, StepId, WorkflowId};
 use crate::model::RunStatus;
 
+/// The run attributes both GSIs project besides their keys: what a listing shows. Never
+/// the input, output or error, so that no payload is copied into an index.
+pub const LISTING_ATTRIBUTES: [&str; 17] = [
+    "type",
+    "runId",
+    "workflowId",
+    "workflowVersion",
+    "status",
+    "totalSteps",
+    "completedSteps",
+    "createdAt",
+    "startedAt",
+    "completedAt",
+    "updatedAt",
+    "resourceId",
+    "tags",
+    "idempotencyKey",
+    "retentionDays",
+    "version",
+    "ttl",
+];
+
 /// Prefix of every run's partition key and of the run item's sort key.
 pub(crate) const RUN_PREFIX: &str = "RUN#";
 /// Prefix of step execution sort keys.

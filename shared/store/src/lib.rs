@@ -31,6 +31,7 @@ pub use dynamodb::{
 };
 pub use error::{ItemKind, StoreError};
 pub use ids::{MAX_ID_LEN, RunId, StateKey, StepId, WorkflowId};
+pub use keys::LISTING_ATTRIBUTES;
 pub use model::{
     ErrorInfo, Lease, RunRecord, RunStatus, StateEntry, StepExecution, StepOutput, StepStatus,
     WorkflowRun, now_millis, to_millis,

@@ -214,6 +214,16 @@ pub struct WorkflowRun {
 }
 
 impl WorkflowRun {
+    /// The run as listings show it: no payloads (`input` null, no `output` or `error`),
+    /// which the indexes do not carry.
+    #[must_use]
+    pub fn summary(mut self) -> Self {
+        self.input = Value::Null;
+        self.output = None;
+        self.error = None;
+        self
+    }
+
     /// Finished fraction in `[0, 1]`.
     pub fn progress(&self) -> f64 {
         if self.total_steps == 0 {

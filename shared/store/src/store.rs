@@ -382,10 +382,17 @@ pub trait Store: Send + Sync + Debug {
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError>;
 
     /// Reads the run item alone (strongly consistent): what the engine needs on every
-    /// task. `completed_steps` is as last stored (the final count once the run completed).
-    /// `NotFound` if absent.
+    /// task. `completed_steps` is as last stored (the final count once the run completed);
+    /// `input` may be null when the backend stores a large input apart (see
+    /// [`Store::load_run_input`]). `NotFound` if absent.
     async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
         self.get_run(run_id).await
+    }
+
+    /// The input a run was started with (which [`Store::get_run_head`] may leave out when
+    /// a backend stores a large input apart). `NotFound` if the run is absent.
+    async fn load_run_input(&self, run_id: &RunId) -> Result<Value, StoreError> {
+        Ok(self.get_run(run_id).await?.input)
     }
 
     /// Moves a run to a new status if it is still at the expected status and version.
@@ -516,7 +523,8 @@ pub trait Store: Send + Sync + Debug {
     /// Every state entry of a run.
     async fn all_state(&self, run_id: &RunId) -> Result<Vec<StateEntry>, StoreError>;
 
-    /// Lists runs newest first, filtered by `query`, one page at a time.
+    /// Lists runs newest first, filtered by `query`, one page at a time, as summaries
+    /// ([`WorkflowRun::summary`]: no input, output or error; progress as stored).
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<WorkflowRun>, StoreError>;
 
     /// Every item of a run. `NotFound` if the run item is absent.

@@ -245,6 +245,18 @@ impl Executor {
         let mut ready = Vec::new();
         let mut next_timeout = Duration::ZERO;
         for successor in &commit.successors {
+            if successor.parents_total <= 1 {
+                // Ready by this commit (or by its earlier try): no need to read it back.
+                next_timeout = workflow
+                    .node(&successor.step_id)
+                    .map_or(Duration::ZERO, |(_, n)| n.config.timeout);
+                ready.push(StepTask {
+                    run_id: run.run_id,
+                    step_id: successor.step_id.clone(),
+                    attempt: 1,
+                });
+                continue;
+            }
             let step = self.store.get_step(&run.run_id, &successor.step_id).await?;
             if step.status == StepStatus::Ready {
                 next_timeout = workflow

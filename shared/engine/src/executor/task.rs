@@ -391,7 +391,7 @@ impl Executor {
         node: &Node,
     ) -> Result<Value, EngineError> {
         match node.parents.as_slice() {
-            [] => Ok(run.input.clone()),
+            [] => Ok(self.store.load_run_input(&run.run_id).await?),
             [parent] => Ok(self
                 .store
                 .load_output(&run.run_id, parent)

@@ -21,11 +21,16 @@ pub(super) struct Partition {
     step_items: Vec<Item>,
     output_items: Vec<Item>,
     state: Vec<StateEntry>,
+    /// The run's input, when stored apart from the run item.
+    input: Option<serde_json::Value>,
 }
 
 impl Partition {
     /// The record of `run` with this partition's children.
-    pub(super) fn into_record(self, run: WorkflowRun) -> Result<RunRecord, StoreError> {
+    pub(super) fn into_record(self, mut run: WorkflowRun) -> Result<RunRecord, StoreError> {
+        if let Some(input) = self.input {
+            run.input = input;
+        }
         Ok(RunRecord {
             run,
             outputs: resolve(&self.step_items, &self.output_items)?,
@@ -45,6 +50,7 @@ impl DynamoDbStore {
             step_items: Vec::new(),
             output_items: Vec::new(),
             state: Vec::new(),
+            input: None,
         };
         for found in self.query_partition(run_id, "").await? {
             let Some(AttributeValue::S(sk)) = found.get("SK") else {
@@ -57,6 +63,8 @@ impl DynamoDbStore {
                 partition.step_items.push(found);
             } else if sk.starts_with(keys::OUTPUT_PREFIX) {
                 partition.output_items.push(found);
+            } else if item::is_input_sort_key(sk) {
+                partition.input = Some(item::input_from_item(&found)?);
             } else if sk.starts_with(keys::STATE_PREFIX) {
                 partition.state.push(item::state_from_item(&found)?);
             }
@@ -82,6 +90,8 @@ impl DynamoDbStore {
                 .map(|o| item::output_key(run_id, &o.step_id)),
         );
         keys.extend(record.state.iter().map(|e| item::state_key(run_id, &e.key)));
+        // The input item, if the run had one (deleting an absent key is harmless).
+        keys.push(item::input_key(run_id));
         if let Some(key) = &record.run.idempotency_key {
             // Read first: a reservation already gone (or taken over by a later run) costs
             // half a read unit, not a failed conditional write.
@@ -110,9 +120,12 @@ impl DynamoDbStore {
                 "the run already exists",
             )
         };
-        let run_item = item::run_item(run)?;
+        let (run_item, input_item) = item::split_input(
+            item::run_item(run)?,
+            self.retention.child_ttl(run.created_at),
+        );
         item::check_item_size(&run_item)?;
-        let mut children = Vec::new();
+        let mut children: Vec<Item> = input_item.into_iter().collect();
         for step in &record.steps {
             children.push(item::step_item(step)?);
         }

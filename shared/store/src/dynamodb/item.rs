@@ -259,6 +259,56 @@ pub(crate) fn run_item(run: &WorkflowRun) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+/// Largest encoded input kept on the run item: the engine reads the run item on every
+/// task, so a larger input gets an item of its own and the run item stays one read unit.
+pub(crate) const INLINE_INPUT_BYTES: usize = 1024;
+
+/// The sort key of a run's input item.
+const INPUT_SK: &str = "INPUT";
+
+pub(crate) fn input_key(run_id: &RunId) -> Item {
+    key(keys::run_pk(run_id), INPUT_SK.to_owned())
+}
+
+/// Whether `sort_key` is a run's input item.
+pub(crate) fn is_input_sort_key(sort_key: &str) -> bool {
+    sort_key == INPUT_SK
+}
+
+/// Whether a run item keeps its input in the input item.
+pub(crate) fn input_is_apart(run: &Item) -> bool {
+    matches!(run.get("inputApart"), Some(AttributeValue::Bool(true)))
+}
+
+/// Moves the input off a run item (for an input stored apart).
+pub(crate) fn drop_input(run: &mut Item) {
+    run.remove("input");
+    run.insert("inputApart".to_owned(), AttributeValue::Bool(true));
+}
+
+/// Splits an encoded run item: an input over [`INLINE_INPUT_BYTES`] moves to an input item
+/// that lives as long as a child item written at `at`.
+pub(crate) fn split_input(mut run: Item, ttl: i64) -> (Item, Option<Item>) {
+    let Some(AttributeValue::S(input)) = run.get("input") else {
+        return (run, None);
+    };
+    if input.len() <= INLINE_INPUT_BYTES {
+        return (run, None);
+    }
+    let mut apart = run.clone();
+    apart.retain(|name, _| name == "PK" || name == "runId" || name == "input");
+    apart.insert("SK".to_owned(), s(INPUT_SK));
+    apart.insert("type".to_owned(), s("INPUT"));
+    apart.insert("ttl".to_owned(), n(ttl));
+    drop_input(&mut run);
+    (run, Some(apart))
+}
+
+/// The input stored in an input item.
+pub(crate) fn input_from_item(item: &Item) -> Result<serde_json::Value, StoreError> {
+    Reader::new(item, ItemKind::Run).json("input")
+}
+
 pub(crate) fn run_from_item(item: &Item) -> Result<WorkflowRun, StoreError> {
     let r = Reader::new(item, ItemKind::Run);
     Ok(WorkflowRun {
@@ -272,7 +322,8 @@ pub(crate) fn run_from_item(item: &Item) -> Result<WorkflowRun, StoreError> {
         started_at: r.opt_time("startedAt")?,
         completed_at: r.opt_time("completedAt")?,
         updated_at: r.time("updatedAt")?,
-        input: r.json("input")?,
+        // Index items (listings) carry no payloads.
+        input: r.opt_json("input")?.unwrap_or(serde_json::Value::Null),
         output: r.opt_json("output")?,
         error: r.opt_json::<ErrorInfo>("error")?,
         resource_id: r.opt_s("resourceId")?.map(str::to_owned),

@@ -601,6 +601,8 @@ impl Store for DynamoDbStore {
         if let Some(AttributeValue::S(input)) = run_item.get("input") {
             check_payload("input", input)?;
         }
+        let (run_item, input_item) =
+            item::split_input(run_item, self.retention.child_ttl(run.created_at));
         item::check_item_size(&run_item)?;
         if steps.len() + 1 > MAX_TRANSACTION_ACTIONS {
             return Err(StoreError::TooLarge {
@@ -617,7 +619,11 @@ impl Store for DynamoDbStore {
             )
         };
         if steps.is_empty() && run.idempotency_key.is_none() {
-            // A single conditional put costs half a transaction.
+            // Plain puts cost half a transaction; the input first, so the run item never
+            // names an input that is not there (an orphaned input item expires).
+            if let Some(input_item) = input_item {
+                self.put_item(input_item, None).await?;
+            }
             return if self.put_item(run_item, Some(&Expr::absent())).await? {
                 Ok(record)
             } else {
@@ -634,6 +640,9 @@ impl Store for DynamoDbStore {
             }
             None => None,
         };
+        if let Some(input_item) = input_item {
+            actions.push(self.put_action(input_item, None)?);
+        }
         for step in steps {
             let step = records::new_step(&run.run_id, step, run.created_at, &self.retention);
             actions
@@ -663,7 +672,19 @@ impl Store for DynamoDbStore {
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
-        let mut run = self.get_run_head(run_id).await?;
+        let found =
+            self.get_item(item::run_key(run_id))
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: ItemKind::Run,
+                    key: run_id.to_string(),
+                })?;
+        let mut run = item::run_from_item(&found)?;
+        if item::input_is_apart(&found)
+            && let Some(input) = self.get_item(item::input_key(run_id)).await?
+        {
+            run.input = item::input_from_item(&input)?;
+        }
         if run.status == crate::RunStatus::Completed {
             // The final count was stored when it completed.
             return Ok(run);
@@ -676,6 +697,27 @@ impl Store for DynamoDbStore {
             .collect::<Result<_, _>>()?;
         run.completed_steps = records::progress(&steps);
         Ok(run)
+    }
+
+    async fn load_run_input(&self, run_id: &RunId) -> Result<Value, StoreError> {
+        let found =
+            self.get_item(item::run_key(run_id))
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: ItemKind::Run,
+                    key: run_id.to_string(),
+                })?;
+        if !item::input_is_apart(&found) {
+            return Ok(item::run_from_item(&found)?.input);
+        }
+        match self.get_item(item::input_key(run_id)).await? {
+            Some(input) => item::input_from_item(&input),
+            None => Err(StoreError::corrupt(
+                ItemKind::Run,
+                "input",
+                "input item missing",
+            )),
+        }
     }
 
     async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
@@ -695,9 +737,19 @@ impl Store for DynamoDbStore {
     ) -> Result<WorkflowRun, StoreError> {
         // Read, decide, then write the whole item back only if status and version are
         // still what we read: one read and one write unit, and the same rules as SQLite.
-        let current = self.get_run(run_id).await?;
+        let found =
+            self.get_item(item::run_key(run_id))
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: ItemKind::Run,
+                    key: run_id.to_string(),
+                })?;
+        let current = item::run_from_item(&found)?;
         let next = records::transitioned_run(&current, transition, &self.retention)?;
-        let encoded = item::run_item(&next)?;
+        let mut encoded = item::run_item(&next)?;
+        if item::input_is_apart(&found) {
+            item::drop_input(&mut encoded);
+        }
         if let Some(AttributeValue::S(text)) = encoded.get("output") {
             check_payload("output", text)?;
         }

@@ -103,7 +103,7 @@ impl Partition {
                 consistent: false,
             });
             for found in page {
-                let run = item::run_from_item(&found)?;
+                let run = item::run_from_item(&found)?.summary();
                 let sort_key = keys::listing_sort_key(run.created_at, &run.run_id);
                 if Some(&sort_key) != plan.cursor_key.as_ref() && plan.query.matches(&run) {
                     self.buffer.push_back((sort_key, run));

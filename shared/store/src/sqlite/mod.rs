@@ -679,7 +679,7 @@ impl Store for SqliteStore {
                     more = true;
                     break;
                 }
-                items.push(run);
+                items.push(run.summary());
             }
             let next = more
                 .then(|| {
