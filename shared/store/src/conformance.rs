@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
             duplicate_commit_conflicts_and_changes_nothing,
             retrying_and_waiting_commits_park_the_step,
             a_commit_after_a_cancel_request_conflicts_and_writes_nothing,
+            a_large_input_survives_every_read_and_write_of_its_run,
             oversized_payloads_are_rejected_and_nothing_is_written,
             outputs_load_in_batches,
             state_entries_set_get_delete_has_all,
@@ -183,6 +184,43 @@ pub async fn run_round_trips_with_every_field(store: &dyn Store) {
         (a.status, a.attempt, a.execution_index),
         (StepStatus::Ready, 1, 0)
     );
+}
+
+pub async fn a_large_input_survives_every_read_and_write_of_its_run(store: &dyn Store) {
+    // GIVEN a run whose input is larger than a backend keeps on the run item
+    let mut request = new_run("orders", t(0));
+    request.input = json!({ "document": "x".repeat(20_000) });
+    request.idempotency_key = Some("big-input".into());
+    store.create_run(&request, &[ready("a", 0)]).await.unwrap();
+    // THEN every read that promises the input has it, before and after transitions
+    let input = request.input.clone();
+    assert_eq!(store.get_run(&request.run_id).await.unwrap().input, input);
+    assert_eq!(store.load_run_input(&request.run_id).await.unwrap(), input);
+    let run = store.get_run_head(&request.run_id).await.unwrap();
+    let done = RunTransition {
+        expected_status: run.status,
+        expected_version: run.version,
+        status: RunStatus::Completed,
+        at: t(10),
+        output: Some(json!({"ok": true})),
+        error: None,
+    };
+    store.transition_run(&run.run_id, &done).await.unwrap();
+    assert_eq!(store.get_run(&run.run_id).await.unwrap().input, input);
+    let record = store.export_run(&run.run_id).await.unwrap();
+    assert_eq!(record.run.input, input);
+    // AND it goes with the run and comes back with an import
+    store.delete_run(&run.run_id).await.unwrap();
+    assert!(
+        store
+            .load_run_input(&run.run_id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    store.import_run(&record).await.unwrap();
+    assert_eq!(store.load_run_input(&run.run_id).await.unwrap(), input);
+    assert_eq!(store.export_run(&run.run_id).await.unwrap(), record);
 }
 
 pub async fn creating_a_run_twice_conflicts(store: &dyn Store) {
