@@ -5,8 +5,10 @@
 //!   reads (every GSI query) cost half;
 //! - writes: 1 KB units of the larger of the item before and after, at least 1; a write
 //!   whose condition fails still pays for the item; transactional actions pay double;
-//! - every GSI whose key the item carries pays its own write of the (projected) item; a
-//!   GSI key that changes pays a delete of the old entry and a put of the new one.
+//! - every GSI whose key the item carries pays its own write of the projected entry (the
+//!   keys and [`crate::LISTING_ATTRIBUTES`]) when the entry changes, nothing when no
+//!   projected attribute changed; a GSI key that changes pays a delete of the old entry
+//!   and a put of the new one.
 //!
 //! The size before a write is the last size this store saw for the key (a shadow of every
 //! item read or written). An `Update` inside a transaction does not return the new item,
@@ -81,11 +83,37 @@ pub(crate) enum Billed<'a> {
     },
 }
 
-/// What the billing needs to know of an item: its size and its GSI keys.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// What the billing needs to know of an item: its size and its GSI entries.
+#[derive(Debug, Clone, PartialEq, Default)]
 struct Shape {
     size: usize,
-    gsi: [Option<(String, String)>; 2],
+    gsi: [Option<IndexEntry>; 2],
+}
+
+/// An item's entry in one GSI: its key and what the index projects.
+#[derive(Debug, Clone, PartialEq)]
+struct IndexEntry {
+    key: (String, String),
+    projected: BTreeMap<String, AttributeValue>,
+    size: usize,
+}
+
+fn index_entry(item: &Item, pk: &str, sk: &str) -> Option<IndexEntry> {
+    let key = (text(item, pk)?, text(item, sk)?);
+    let kept = |name: &str| {
+        ["PK", "SK", pk, sk].contains(&name) || crate::LISTING_ATTRIBUTES.contains(&name)
+    };
+    let projected: BTreeMap<String, AttributeValue> = item
+        .iter()
+        .filter(|(name, _)| kept(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let size = item_size(&projected.clone().into_iter().collect());
+    Some(IndexEntry {
+        key,
+        projected,
+        size,
+    })
 }
 
 fn text(item: &Item, name: &str) -> Option<String> {
@@ -96,10 +124,12 @@ fn text(item: &Item, name: &str) -> Option<String> {
 }
 
 fn shape(item: &Item) -> Shape {
-    let gsi = |pk: &str, sk: &str| Some((text(item, pk)?, text(item, sk)?));
     Shape {
         size: item_size(item),
-        gsi: [gsi("GSI1PK", "GSI1SK"), gsi("GSI2PK", "GSI2SK")],
+        gsi: [
+            index_entry(item, "GSI1PK", "GSI1SK"),
+            index_entry(item, "GSI2PK", "GSI2SK"),
+        ],
     }
 }
 
@@ -205,10 +235,11 @@ impl Billing {
             let before = old.as_ref().and_then(|o| o.gsi.get(i).cloned().flatten());
             indexes += match (&before, entry) {
                 (None, None) => 0.0,
-                (None, Some(_)) => kb(new.size),
-                (Some(_), None) => kb(old.as_ref().map_or(0, |o| o.size)),
-                (Some(a), Some(b)) if a == b => kb(new.size),
-                (Some(_), Some(_)) => kb(old.as_ref().map_or(0, |o| o.size)) + kb(new.size),
+                (None, Some(b)) => kb(b.size),
+                (Some(a), None) => kb(a.size),
+                (Some(a), Some(b)) if a == b => 0.0,
+                (Some(a), Some(b)) if a.key == b.key => kb(a.size.max(b.size)),
+                (Some(a), Some(b)) => kb(a.size) + kb(b.size),
             };
         }
         self.shadow.insert(key, new);
@@ -224,7 +255,7 @@ impl Billing {
         let Some(old) = self.shadow.remove(&key_of(key)) else {
             return factor;
         };
-        kb(old.size) * factor + old.gsi.iter().flatten().map(|_| kb(old.size)).sum::<f64>()
+        kb(old.size) * factor + old.gsi.iter().flatten().map(|e| kb(e.size)).sum::<f64>()
     }
 
     fn action(&mut self, action: &TransactWriteItem, applied: bool) -> f64 {
@@ -238,7 +269,7 @@ impl Billing {
                 .shadow
                 .get(&key_of(key))
                 .filter(|_| applied)
-                .map_or(0.0, |o| o.gsi.iter().flatten().map(|_| kb(o.size)).sum());
+                .map_or(0.0, |o| o.gsi.iter().flatten().map(|e| kb(e.size)).sum());
             units + indexes
         } else if let Some(delete) = action.delete() {
             if applied {
@@ -271,27 +302,39 @@ mod tests {
     }
 
     #[test]
-    fn writes_pay_the_larger_size_and_each_index_entry() {
+    fn writes_pay_the_larger_size_and_each_changed_index_entry() {
         let mut billing = Billing::default();
-        // A new 1.5 KB run item in one GSI: 2 units for the table, 2 for the index.
+        // A new 1.5 KB run item in one GSI: 2 units for the table, 1 for the index entry
+        // (its keys and listing attributes only; the body is not projected).
+        let mut run = item("RUN#1", "RUN#1", 1500, Some("STATUS#RUNNING"));
+        run.insert("status".into(), AttributeValue::S("RUNNING".into()));
         billing.bill(&Billed::PutItem {
-            item: &item("RUN#1", "RUN#1", 1500, Some("STATUS#RUNNING")),
+            item: &run,
             applied: true,
         });
-        assert!((billing.totals().write_units - 4.0).abs() < f64::EPSILON);
+        assert!((billing.totals().write_units - 3.0).abs() < f64::EPSILON);
+        // Only an attribute the index does not project changes: the table alone pays.
+        run.insert("body".into(), AttributeValue::S("y".repeat(1500)));
+        billing.bill(&Billed::PutItem {
+            item: &run,
+            applied: true,
+        });
+        assert!((billing.totals().write_units - 5.0).abs() < f64::EPSILON);
         // Its status changes: the index pays a delete and a put.
+        let mut done = item("RUN#1", "RUN#1", 500, Some("STATUS#COMPLETED"));
+        done.insert("status".into(), AttributeValue::S("COMPLETED".into()));
         billing.bill(&Billed::PutItem {
-            item: &item("RUN#1", "RUN#1", 500, Some("STATUS#COMPLETED")),
+            item: &done,
             applied: true,
         });
-        assert!((billing.totals().write_units - 4.0 - 2.0 - 2.0 - 1.0).abs() < f64::EPSILON);
+        assert!((billing.totals().write_units - 5.0 - 2.0 - 1.0 - 1.0).abs() < f64::EPSILON);
         // A failed condition still pays for the item.
         billing.bill(&Billed::PutItem {
             item: &item("RUN#2", "STEP#a", 100, None),
             applied: false,
         });
         assert!((billing.totals().write_units - 10.0).abs() < f64::EPSILON);
-        assert_eq!(billing.totals().requests["PutItem"], 3);
+        assert_eq!(billing.totals().requests["PutItem"], 4);
     }
 
     #[test]
