@@ -72,7 +72,7 @@ async fn every_start_run_event_gives_its_documented_answer() {
         let written = run_count(&deps).await;
         match status {
             None => {
-                assert_eq!(response["status"], "PENDING", "{name}: {response}");
+                assert_eq!(response["status"], "RUNNING", "{name}: {response}");
                 assert_eq!(response["workflowId"], "order-fulfilment");
                 assert_eq!(written, 1, "{name}");
                 let tasks = dispatcher.take();
@@ -252,7 +252,11 @@ async fn a_started_run_is_visible_with_its_labels_and_counts_a_metric() {
     let response = invoke(&deps, event("start-run-http")).await.unwrap();
     let run_id = body(&response)["runId"].as_str().unwrap().parse().unwrap();
     let run = deps.executor.store().get_run(&run_id).await.unwrap();
-    assert_eq!(run.status, RunStatus::Pending);
+    assert_eq!(
+        run.status,
+        RunStatus::Running,
+        "a run is running once accepted"
+    );
     assert_eq!(run.resource_id.as_deref(), Some("ord-1001"));
     assert_eq!(run.tags.get("channel").map(String::as_str), Some("web"));
     let metrics = deps.metrics.lines();

@@ -357,7 +357,7 @@ async fn actions_without_the_csrf_token_are_refused_and_change_nothing() {
         }
     }
     let record = h.store.export_run(&run.run_id).await.unwrap();
-    assert_eq!(record.run.status, RunStatus::Pending);
+    assert_eq!(record.run.status, RunStatus::Running);
     assert_eq!(
         h.store
             .list_runs(&wf_store::RunQuery::default())
@@ -447,7 +447,7 @@ async fn bad_run_ids_payloads_and_bodies_get_clear_errors() {
     assert_eq!(answer.error_code(), Some("invalid_parameter"));
     assert_eq!(
         h.store.get_run(&run.run_id).await.unwrap().status,
-        RunStatus::Pending
+        RunStatus::Running
     );
 }
 
@@ -475,7 +475,7 @@ async fn read_only_console_offers_and_accepts_no_actions() {
     }
     assert_eq!(
         h.store.get_run(&run.run_id).await.unwrap().status,
-        RunStatus::Pending
+        RunStatus::Running
     );
 }
 

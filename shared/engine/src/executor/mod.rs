@@ -208,7 +208,7 @@ impl Executor {
             run_id,
             workflow_id: workflow.id().clone(),
             workflow_version: workflow.version().to_owned(),
-            status: RunStatus::Pending,
+            status: RunStatus::Running,
             total_steps: u32::try_from(workflow.step_count()).unwrap_or(u32::MAX),
             input: request.input.clone(),
             resource_id: request.resource_id.clone(),

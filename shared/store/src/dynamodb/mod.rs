@@ -618,9 +618,16 @@ impl Store for DynamoDbStore {
                 "the run already exists",
             )
         };
-        if steps.is_empty() && run.idempotency_key.is_none() {
-            // Plain puts cost half a transaction; the input first, so the run item never
-            // names an input that is not there (an orphaned input item expires).
+        if run.idempotency_key.is_none() {
+            // Plain puts cost half a transaction. Children first and the run item last:
+            // nothing of the run is visible until it lands, and children written by a
+            // start that died before it carry a TTL and expire.
+            for step in steps {
+                let step = records::new_step(&run.run_id, step, run.created_at, &self.retention);
+                // Already there: written by an earlier try of this very start.
+                self.put_item(item::step_item(&step)?, Some(&Expr::absent()))
+                    .await?;
+            }
             if let Some(input_item) = input_item {
                 self.put_item(input_item, None).await?;
             }
