@@ -142,7 +142,7 @@ impl StepContext {
     pub async fn is_cancelled(&self) -> Result<bool, StepError> {
         let run = self
             .store
-            .get_run(&self.run_id)
+            .get_run_head(&self.run_id)
             .await
             .map_err(|e| store_error(&e))?;
         Ok(run.status == wf_store::RunStatus::Cancelled)

@@ -417,6 +417,18 @@ pub trait Store: Send + Sync + Debug {
     async fn get_step(&self, run_id: &RunId, step_id: &StepId)
     -> Result<StepExecution, StoreError>;
 
+    /// Reads one step execution eventually consistently: half the cost of
+    /// [`Store::get_step`], but it may miss the latest write (or the item, if just
+    /// created). For a first look whose every decision is a conditional write or is made
+    /// again on a consistent read. `NotFound` if absent (or not yet visible).
+    async fn peek_step(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+    ) -> Result<StepExecution, StoreError> {
+        self.get_step(run_id, step_id).await
+    }
+
     /// Every step execution of a run, by step id.
     async fn list_steps(&self, run_id: &RunId) -> Result<Vec<StepExecution>, StoreError>;
 

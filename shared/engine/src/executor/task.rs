@@ -82,7 +82,24 @@ impl Executor {
             }
             return Ok(nothing);
         };
-        let step = match self.store.get_step(&task.run_id, &task.step_id).await {
+        // A cheap, possibly stale look first. Claims and wakes are conditional writes that
+        // a stale look only makes fail (and their conflict paths read again); everything
+        // else decided from the look is decided again on a consistent read.
+        let peeked = match self.store.peek_step(&task.run_id, &task.step_id).await {
+            Ok(step) => Some(step),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(error) => return Err(error.into()),
+        };
+        let settled = peeked.filter(|step| {
+            !step.status.is_terminal()
+                && step.status != StepStatus::Pending
+                && step.attempt == task.attempt
+        });
+        let step = match settled {
+            Some(step) => Ok(step),
+            None => self.store.get_step(&task.run_id, &task.step_id).await,
+        };
+        let step = match step {
             Ok(step) => step,
             Err(StoreError::NotFound { .. }) => {
                 match self.materialize(&run, &workflow, index, node).await? {
@@ -131,6 +148,12 @@ impl Executor {
                 // A retry after a lost answer meets its own claim: the lease is ours.
                 let current = self.store.get_step(&run.run_id, &step.step_id).await?;
                 if !holds_lease(&current, claim.attempt, &claim.owner) {
+                    if current.status.is_terminal() {
+                        // Our look was stale: the step had finished. Its follow-up may
+                        // still be owed, as for any task of a finished step.
+                        self.follow_up_terminal_step(&run, &workflow, node, &current)
+                            .await?;
+                    }
                     debug!("step is leased by another worker or moved on; dropped");
                     return Ok(nothing);
                 }
@@ -317,6 +340,15 @@ impl Executor {
         };
         Ok(match result {
             Ok(output) => StepOutcome::Completed { output },
+            // The body stopped at `ctx.check_cancelled()`: the step is cancelled, not
+            // failed (its commit may land before the clean-up flags it).
+            Err(error)
+                if error.code() == StepError::cancelled().code()
+                    && self.store.get_run_head(&run.run_id).await?.status
+                        == RunStatus::Cancelled =>
+            {
+                StepOutcome::Cancelled
+            }
             Err(error) => Self::failure(node, claimed, &error, now),
         })
     }

@@ -54,6 +54,7 @@ impl BilledTotals {
 pub(crate) enum Billed<'a> {
     GetItem {
         found: Option<&'a Item>,
+        consistent: bool,
     },
     BatchGetItem {
         requested: usize,
@@ -162,9 +163,13 @@ impl Billing {
 
     pub(crate) fn bill(&mut self, request: &Billed<'_>) {
         let (api, read, write) = match request {
-            Billed::GetItem { found } => {
+            Billed::GetItem { found, consistent } => {
                 let units = found.map_or(1.0, |item| read_units(self.seen(item)));
-                ("GetItem", units, 0.0)
+                (
+                    "GetItem",
+                    if *consistent { units } else { units / 2.0 },
+                    0.0,
+                )
             }
             Billed::BatchGetItem { requested, found } => {
                 let mut units: f64 = found.iter().map(|item| read_units(self.seen(item))).sum();

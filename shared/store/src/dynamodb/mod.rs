@@ -187,12 +187,17 @@ impl DynamoDbStore {
     }
 
     async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        self.read_item(key, true).await
+    }
+
+    /// A `GetItem`; an eventually consistent one costs half and may be stale.
+    async fn read_item(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -201,6 +206,7 @@ impl DynamoDbStore {
             .record(OpKind::Read, output.consumed_capacity());
         self.capacity.bill(&Billed::GetItem {
             found: output.item.as_ref(),
+            consistent,
         });
         Ok(output.item)
     }
@@ -815,6 +821,23 @@ impl Store for DynamoDbStore {
         step_id: &StepId,
     ) -> Result<StepExecution, StoreError> {
         match self.get_item(item::step_key(run_id, step_id)).await? {
+            Some(found) => item::step_from_item(&found),
+            None => Err(StoreError::NotFound {
+                kind: ItemKind::Step,
+                key: step_key(run_id, step_id),
+            }),
+        }
+    }
+
+    async fn peek_step(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+    ) -> Result<StepExecution, StoreError> {
+        match self
+            .read_item(item::step_key(run_id, step_id), false)
+            .await?
+        {
             Some(found) => item::step_from_item(&found),
             None => Err(StoreError::NotFound {
                 kind: ItemKind::Step,

@@ -86,7 +86,17 @@ impl DynamoDbStore {
         run_id: &RunId,
         step_id: &StepId,
     ) -> Result<Option<StepOutput>, StoreError> {
-        let step_item = self.get_item(item::step_key(run_id, step_id)).await?;
+        // An eventually consistent look first: a parent's output is read by its successor
+        // after the parent committed, so a stale answer is rare and shows no commit; only
+        // then is the item read again, consistently.
+        let key = item::step_key(run_id, step_id);
+        let mut step_item = self.read_item(key.clone(), false).await?;
+        let committed = step_item
+            .as_ref()
+            .is_some_and(|found| found.contains_key("committedBy") || found.contains_key("output"));
+        if !committed {
+            step_item = self.get_item(key).await?;
+        }
         if let Some(found) = &step_item {
             let step = item::step_from_item(found)?;
             if let Some(output) = inline_output(found, &step)? {
