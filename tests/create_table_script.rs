@@ -119,7 +119,9 @@ async fn assert_seed_table(endpoint: &str, table: &str) {
             Some(&ProjectionType::Include)
         );
         assert_eq!(
-            index.projection().map(|p| p.non_key_attributes()),
+            index
+                .projection()
+                .map(aws_sdk_dynamodb::types::Projection::non_key_attributes),
             Some(&wf_store::LISTING_ATTRIBUTES.map(str::to_owned)[..])
         );
     }

@@ -9,9 +9,11 @@
 //! - A step that finished and flowed on may have been the last: the run completes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wf_store::{RunStatus, StepExecution, StepStatus, WorkflowRun};
 
+use crate::dispatch::StepTask;
 use crate::error::EngineError;
 use crate::workflow::{Node, Workflow};
 
@@ -84,11 +86,29 @@ impl Executor {
         if Self::stops_the_run(node, step) {
             self.fail_if_stopped(run, workflow, std::slice::from_ref(step))
                 .await?;
-        } else if matches!(
-            step.status,
-            StepStatus::Completed | StepStatus::Skipped | StepStatus::Failed
-        ) {
-            self.finish_if_done(&run.run_id, workflow).await?;
+        } else if step.counts_done {
+            // Its commit may have been cut short after the step update, before its
+            // successors were told or dispatched: send their tasks again (a task for a
+            // step not yet due, or already run, is dropped; one whose telling was lost
+            // readies it from its parents, see `materialize`).
+            let tasks: Vec<StepTask> = workflow
+                .node(&step.step_id)
+                .map(|(index, _)| {
+                    workflow
+                        .successors_of(index)
+                        .map(|(_, successor)| StepTask {
+                            run_id: run.run_id,
+                            step_id: successor.id.clone(),
+                            attempt: 1,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if tasks.is_empty() {
+                self.finish_if_done(&run.run_id, workflow).await?;
+            } else {
+                self.dispatcher.dispatch(&tasks, Duration::ZERO).await?;
+            }
         }
         Ok(())
     }

@@ -90,7 +90,17 @@ impl Executor {
         if self.fail_if_stopped(run, &workflow, &steps).await? {
             return Ok((0, true));
         }
-        let existing: HashSet<&StepId> = steps.iter().map(|s| &s.step_id).collect();
+        let existing: HashSet<&StepId> = steps
+            .iter()
+            .filter(|s| s.status != StepStatus::Pending)
+            .map(|s| &s.step_id)
+            .collect();
+        let done: HashSet<&StepId> = steps
+            .iter()
+            .filter(|s| s.counts_done)
+            .map(|s| &s.step_id)
+            .collect();
+        let mut gaps: HashSet<&StepId> = HashSet::new();
         let mut scheduled: Vec<(StepTask, Duration)> = Vec::new();
         for step in &steps {
             let due_in = step.not_before.map_or(Duration::ZERO, |t| to_std(t - now));
@@ -121,13 +131,15 @@ impl Executor {
                 };
                 scheduled.push((task, delay));
             }
-            if matches!(step.status, StepStatus::Completed | StepStatus::Skipped)
+            if step.counts_done
                 && let Some((index, _)) = workflow.node(&step.step_id)
             {
-                // Single-parent successors beyond one commit are created when their task
-                // arrives; a lost task leaves no item, so look for the gap.
+                // A successor whose parents all flowed on but which is missing or still
+                // pending (a lost task, or a commit cut short before it told its
+                // successors): its task readies it from its parents.
                 for (_, successor) in workflow.successors_of(index) {
-                    if successor.parents.len() == 1 && !existing.contains(&successor.id) {
+                    let due = successor.parents.iter().all(|p| done.contains(p));
+                    if due && !existing.contains(&successor.id) && gaps.insert(&successor.id) {
                         let task = StepTask {
                             run_id: run.run_id,
                             step_id: successor.id.clone(),

@@ -82,32 +82,8 @@ impl Executor {
             }
             return Ok(nothing);
         };
-        // A cheap, possibly stale look first. Claims and wakes are conditional writes that
-        // a stale look only makes fail (and their conflict paths read again); everything
-        // else decided from the look is decided again on a consistent read.
-        let peeked = match self.store.peek_step(&task.run_id, &task.step_id).await {
-            Ok(step) => Some(step),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(error) => return Err(error.into()),
-        };
-        let settled = peeked.filter(|step| {
-            !step.status.is_terminal()
-                && step.status != StepStatus::Pending
-                && step.attempt == task.attempt
-        });
-        let step = match settled {
-            Some(step) => Ok(step),
-            None => self.store.get_step(&task.run_id, &task.step_id).await,
-        };
-        let step = match step {
-            Ok(step) => step,
-            Err(StoreError::NotFound { .. }) => {
-                match self.materialize(&run, &workflow, index, node).await? {
-                    Some(step) => step,
-                    None => return Ok(nothing),
-                }
-            }
-            Err(error) => return Err(error.into()),
+        let Some(step) = self.locate_step(task, &run, &workflow, index, node).await? else {
+            return Ok(nothing);
         };
         if step.status.is_terminal() || task.attempt != step.attempt {
             debug!(status = %step.status, "duplicate or stale task; dropped");
@@ -142,7 +118,7 @@ impl Executor {
             now,
             lease_until: after(now, node.config.timeout + self.config.lease_margin),
         };
-        let claimed = match self.store.claim_step(&claim).await {
+        let claimed = match self.claim_with_retries(&claim).await {
             Ok(step) => step,
             Err(StoreError::Conflict { .. }) => {
                 // A retry after a lost answer meets its own claim: the lease is ours.
@@ -176,6 +152,73 @@ impl Executor {
         let duration_ms = u64::try_from(clock_start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.finish_attempt(&run, &workflow, index, node, &claimed, outcome, duration_ms)
             .await
+    }
+
+    /// The task's step as it stands, made ready from its parents if they all finished but
+    /// it was never told (see `materialize`). `None`: nothing to do for this task.
+    async fn locate_step(
+        &self,
+        task: &StepTask,
+        run: &WorkflowRun,
+        workflow: &Workflow,
+        index: usize,
+        node: &Node,
+    ) -> Result<Option<StepExecution>, EngineError> {
+        // A cheap, possibly stale look first. Claims and wakes are conditional writes that
+        // a stale look only makes fail (and their conflict paths read again); everything
+        // else decided from the look is decided again on a consistent read.
+        let peeked = match self.store.peek_step(&task.run_id, &task.step_id).await {
+            Ok(step) => Some(step),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(error) => return Err(error.into()),
+        };
+        let settled = peeked.filter(|step| {
+            !step.status.is_terminal()
+                && step.status != StepStatus::Pending
+                && step.attempt == task.attempt
+        });
+        let step = match settled {
+            Some(step) => Ok(step),
+            None => self.store.get_step(&task.run_id, &task.step_id).await,
+        };
+        let step = match step {
+            Ok(step) => step,
+            Err(StoreError::NotFound { .. }) => {
+                match self.materialize(run, workflow, index, node).await? {
+                    Some(step) => step,
+                    None => return Ok(None),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let step = if step.status == StepStatus::Pending && !run.status.is_terminal() {
+            // A join whose last parent's telling was lost: ready it from its parents.
+            match self.materialize(run, workflow, index, node).await? {
+                Some(step) => step,
+                None => return Ok(None),
+            }
+        } else {
+            step
+        };
+        Ok(Some(step))
+    }
+
+    /// Claims, retrying transient failures with the same lease token: a claim applied but
+    /// answered by a timeout or a 5xx is then met by its own retry and recognised (the
+    /// conflict path below sees our lease), instead of leaving the step under a lease
+    /// nobody holds until it lapses.
+    async fn claim_with_retries(&self, claim: &StepClaim) -> Result<StepExecution, StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.store.claim_step(claim).await {
+                Err(error) if error.is_retryable() && tries < super::COMMIT_TRIES => {
+                    tries += 1;
+                    let jitter = fastrand::u64(0..=50 * u64::from(tries));
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// `NoTimeToStart` unless a task node's timeout and the margin fit before `deadline`:
@@ -372,8 +415,11 @@ impl Executor {
         }
     }
 
-    /// Creates a single-parent successor that was left out of its parent's commit (fan-out
-    /// beyond one transaction), once the parent has finished. `None` if it is not due.
+    /// Makes ready a step whose parents have all finished and flowed on but which was
+    /// never told so: a single successor left out of its parent's commit (fan-out beyond
+    /// one commit), or any successor whose telling was lost when its parent's commit was
+    /// cut short after the step update (the telling is not atomic with it). Creates the
+    /// step `READY` if absent, or moves it from `PENDING`. `None` if it is not due.
     pub(super) async fn materialize(
         &self,
         run: &WorkflowRun,
@@ -381,33 +427,44 @@ impl Executor {
         index: usize,
         node: &Node,
     ) -> Result<Option<StepExecution>, EngineError> {
-        let [parent] = node.parents.as_slice() else {
-            return Ok(None);
-        };
-        let parent_step = match self.store.get_step(&run.run_id, parent).await {
-            Ok(step) => step,
-            Err(StoreError::NotFound { .. }) => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
-        if !matches!(
-            parent_step.status,
-            StepStatus::Completed | StepStatus::Skipped
-        ) {
+        if node.parents.is_empty() {
             return Ok(None);
         }
+        for parent in &node.parents {
+            match self.store.get_step(&run.run_id, parent).await {
+                Ok(step) if step.counts_done => {}
+                Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(None),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let now = self.clock.now();
         let new_step = NewStep {
             step_id: node.id.clone(),
             execution_index: u32::try_from(index).unwrap_or(u32::MAX),
             status: StepStatus::Ready,
-            parents_total: 1,
+            parents_total: u32::try_from(node.parents.len()).unwrap_or(u32::MAX),
             not_before: None,
         };
-        match self
-            .store
-            .create_step(&run.run_id, &new_step, self.clock.now())
-            .await
-        {
+        match self.store.create_step(&run.run_id, &new_step, now).await {
+            Ok(step) => return Ok(Some(step)),
+            Err(StoreError::Conflict { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let ready = StepTransition {
+            run_id: run.run_id,
+            step_id: node.id.clone(),
+            from: vec![StepStatus::Pending],
+            status: StepStatus::Ready,
+            attempt: None,
+            not_before: None,
+            waiting_for: None,
+            error: None,
+            at: now,
+            run_guard: None,
+        };
+        match self.store.transition_step(&ready).await {
             Ok(step) => Ok(Some(step)),
+            // Not pending (made ready meanwhile, or further on): take it as it is.
             Err(StoreError::Conflict { .. }) => {
                 Ok(Some(self.store.get_step(&run.run_id, &node.id).await?))
             }
