@@ -97,11 +97,19 @@ impl Executor {
             output: None,
             error: None,
         };
-        match self.store.transition_run(&run.run_id, &transition).await {
-            // Another first step got there first: the run is open either way.
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
-            Err(error) => Err(error.into()),
+        for _ in 0..RUN_TRANSITION_TRIES {
+            match self.store.transition_run(&run.run_id, &transition).await {
+                // Another first step got there first: the run is open either way.
+                Ok(_) | Err(StoreError::Conflict { .. }) => return Ok(()),
+                // Maybe applied (a lost answer): try again; a retry that meets the write
+                // is a conflict. Failing the task here would strand the step's fresh claim.
+                Err(error) if error.is_retryable() => {}
+                Err(error) => return Err(error.into()),
+            }
         }
+        // Nothing depends on RUNNING: a run still PENDING is swept and ends alike.
+        warn!(run_id = %run.run_id, "run not marked running; it goes on as pending");
+        Ok(())
     }
 
     /// Moves a run to a terminal status, re-reading on contention, then (unless it
@@ -139,7 +147,10 @@ impl Executor {
             };
             match self.store.transition_run(run_id, &transition).await {
                 Ok(run) => return self.ended(run).await.map(Some),
+                // A retryable failure may have been applied (a timeout or 5xx after the
+                // write): the next read tells, by the time of this try.
                 Err(StoreError::Conflict { .. }) => {}
+                Err(error) if error.is_retryable() => {}
                 Err(error) => return Err(error.into()),
             }
         }
