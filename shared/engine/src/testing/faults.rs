@@ -191,7 +191,7 @@ impl FaultyStore {
     pub fn injected(&self) -> BTreeMap<(&'static str, &'static str), u32> {
         self.injected
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -208,7 +208,7 @@ impl FaultyStore {
         if !rates.only.is_empty() && !rates.only.contains(&call) {
             return None;
         }
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let roll = rng.f64();
         let fault = if write {
             if roll < rates.throttle {
@@ -238,7 +238,7 @@ impl FaultyStore {
             *self
                 .injected
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .entry((call, fault.name()))
                 .or_default() += 1;
         }
