@@ -91,7 +91,10 @@ impl Chaos {
 
     /// For one task: whether it is lost, its extra delay, and its copy's delay if any.
     fn draw(&self) -> (bool, Duration, Option<Duration>) {
-        let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let max = u64::try_from(self.rates.max_delay.as_millis()).unwrap_or(u64::MAX);
         let lost = rng.f64() < self.rates.lose;
         let extra = if rng.f64() < self.rates.delay {

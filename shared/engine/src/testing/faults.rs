@@ -208,7 +208,10 @@ impl FaultyStore {
         if !rates.only.is_empty() && !rates.only.contains(&call) {
             return None;
         }
-        let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let roll = rng.f64();
         let fault = if write {
             if roll < rates.throttle {
