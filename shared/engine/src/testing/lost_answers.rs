@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use wf_store::{RunStatus, StepStatus, Store};
+use wf_store::{RunId, RunStatus, StepStatus, Store};
 
 use super::under_faults::workflows;
 use super::{ChaosRates, Fault, FaultBed, FaultRates, LOST_ANSWER_GAPS};
+use crate::EngineError;
 
 /// The writes of the engine's paths (start, claim, commit, materialise, wake, signal,
 /// cancel, finish, state).
@@ -48,8 +49,8 @@ pub async fn no_lost_answer_waits_for_the_sweep(store: Arc<dyn Store>, unit: Dur
     );
 }
 
-/// Runs a linear run, a fan-in, a failing run and a signalled wait with one kind of lost
-/// answer on `call`; returns what went wrong.
+/// Runs a linear run, a fan-in, a failing run, a signalled wait and a cancelled parallel
+/// group with one kind of lost answer on `call`; returns what went wrong.
 async fn probe(
     store: Arc<dyn Store>,
     unit: Duration,
@@ -76,9 +77,14 @@ async fn probe(
     bed.retrying(|| executor.signal(&approval, "approved", &payload))
         .await
         .unwrap();
-    for run_id in [linear, fan_in, payment, approval] {
+    let slow = bed.start("faulty-slow", json!({})).await;
+    bed.until_step(&slow, "slow-a", StepStatus::Running).await;
+    cancel(&bed, &slow).await;
+    for run_id in [linear, fan_in, payment, approval, slow] {
         bed.finish(&run_id).await;
     }
+    // The running branches stop at their next checkpoint (or commit).
+    bed.bed.runner.drain(unit * 80).await;
     bed.settle().await;
     let mut problems = Vec::new();
     if bed.swept() > 0 {
@@ -101,7 +107,18 @@ async fn probe(
             RunStatus::Completed,
             &["await-approval", "notify"][..],
         ),
+        (slow, RunStatus::Cancelled, &["start"][..]),
     ];
+    for id in ["slow-a", "slow-b"] {
+        let step = bed
+            .store()
+            .get_step(&slow, &wf_store::StepId::parse(id).unwrap())
+            .await
+            .unwrap();
+        if step.status != StepStatus::Cancelled {
+            problems.push(format!("{id} of the cancelled run is {}", step.status));
+        }
+    }
     for (run_id, status, steps) in expected {
         let run = bed.store().get_run(&run_id).await.unwrap();
         if run.status != status {
@@ -110,4 +127,31 @@ async fn probe(
         problems.extend(bed.commit_problems(&run_id, steps, 1));
     }
     problems
+}
+
+/// Cancels a run as a client does: retries a transient failure, and takes the run found
+/// cancelled on a retry as its own cancel, whose answer was lost.
+pub(super) async fn cancel(bed: &FaultBed, run_id: &RunId) {
+    let executor = Arc::clone(&bed.bed.executor);
+    let mut tried = false;
+    bed.retrying(|| {
+        let first = !std::mem::replace(&mut tried, true);
+        let executor = Arc::clone(&executor);
+        let run_id = *run_id;
+        async move {
+            match executor
+                .cancel(&run_id, "customer changed their mind")
+                .await
+            {
+                Err(EngineError::InvalidState { status, .. })
+                    if !first && status == RunStatus::Cancelled =>
+                {
+                    Ok(())
+                }
+                other => other.map(|_| ()),
+            }
+        }
+    })
+    .await
+    .unwrap();
 }

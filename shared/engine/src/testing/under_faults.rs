@@ -378,28 +378,7 @@ pub async fn cancel_stops_everything_under_faults(store: Arc<dyn Store>, unit: D
     let mut bed = bed(store, unit, "cancel");
     let run_id = bed.start("faulty-slow", json!({})).await;
     bed.until_step(&run_id, "slow-a", StepStatus::Running).await;
-    let executor = Arc::clone(&bed.bed.executor);
-    let mut tried = false;
-    bed.retrying(|| {
-        let first = !std::mem::replace(&mut tried, true);
-        let executor = Arc::clone(&executor);
-        async move {
-            match executor
-                .cancel(&run_id, "customer changed their mind")
-                .await
-            {
-                // A retry whose first try was applied but answered with an error.
-                Err(EngineError::InvalidState { status, .. })
-                    if !first && status == RunStatus::Cancelled =>
-                {
-                    Ok(())
-                }
-                other => other.map(|_| ()),
-            }
-        }
-    })
-    .await
-    .unwrap();
+    super::lost_answers::cancel(&bed, &run_id).await;
     let run = bed.finish(&run_id).await;
     // The running branches stop at their next checkpoint (or commit) and are cancelled.
     bed.bed.runner.drain(unit * 80).await;
