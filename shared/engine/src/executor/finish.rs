@@ -23,7 +23,11 @@ use crate::error::EngineError;
 use crate::telemetry::Event;
 use crate::workflow::Workflow;
 
-use super::{Executor, RUN_TRANSITION_TRIES, outputs_by_step};
+use std::time::Duration;
+
+use crate::dispatch::StepTask;
+
+use super::{Executor, RUN_TRANSITION_TRIES, outputs_by_step, to_std};
 
 /// What a guarded cancel found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,18 @@ impl Executor {
         if holds_lease || lease_lapsed {
             from.push(StepStatus::Running);
         } else if step.status == StepStatus::Running {
+            // Its worker learns of the end at its commit; should that worker die or its
+            // clean-up fail, nothing else would look at the step (the sweep passes over
+            // ended runs): look again once the lease has lapsed.
+            if let Some(lease) = &step.lease {
+                let task = StepTask {
+                    run_id: step.run_id,
+                    step_id: step.step_id.clone(),
+                    attempt: step.attempt,
+                };
+                let delay = to_std(lease.until - now) + Duration::from_millis(1);
+                self.dispatcher.dispatch(&[task], delay).await?;
+            }
             return Ok(Cancelled::Done);
         }
         let transition = StepTransition {
@@ -127,7 +143,13 @@ impl Executor {
         // condition). That end is ours, and so are its event and its clean-up.
         let mut tried: Vec<DateTime<Utc>> = Vec::new();
         for _ in 0..RUN_TRANSITION_TRIES {
-            let current = self.store.get_run(run_id).await?;
+            let current = match self.store.get_run(run_id).await {
+                Ok(run) => run,
+                // Giving up here would forget our tries: a later call could not tell our
+                // end (its answer lost) from another's, and its event would be lost.
+                Err(error) if error.is_retryable() => continue,
+                Err(error) => return Err(error.into()),
+            };
             if current.status.is_terminal() {
                 let ours = current.status == status && tried.contains(&current.updated_at);
                 if !ours {

@@ -256,13 +256,17 @@ impl FaultBed {
                 ));
             }
         }
-        let finished = events
+        let finished: Vec<RunStatus> = events
             .iter()
-            .filter(|(_, e)| matches!(e, Event::RunFinished { run_id: r, .. } if r == run_id))
-            .count();
-        if finished != ends {
+            .filter_map(|(_, e)| match e {
+                Event::RunFinished { run_id: r, status } if r == run_id => Some(*status),
+                _ => None,
+            })
+            .collect();
+        if finished.len() != ends {
             problems.push(format!(
-                "run {run_id}: {finished} RunFinished event(s), not {ends}"
+                "run {run_id}: {} RunFinished event(s), not {ends}: {finished:?}",
+                finished.len()
             ));
         }
         problems
