@@ -218,13 +218,35 @@ impl Executor {
             status: ended.status,
             version: ended.version,
         };
-        for step in self.store.list_steps(&ended.run_id).await? {
-            if self.cancel_step(&step, now, guard, false).await? == Cancelled::RunChanged {
-                info!(run_id = %ended.run_id, "run reopened during its clean-up; clean-up stopped");
+        // Nothing else cleans up an ended run (the sweep passes over it, and a step's task
+        // may have been lost): transient failures are tried again, and one step that still
+        // fails does not keep the others open.
+        let mut steps = self.store.list_steps(&ended.run_id).await;
+        for _ in 0..RUN_TRANSITION_TRIES {
+            if !matches!(&steps, Err(error) if error.is_retryable()) {
                 break;
             }
+            steps = self.store.list_steps(&ended.run_id).await;
         }
-        Ok(())
+        let mut failed = None;
+        for step in steps? {
+            let mut outcome = self.cancel_step(&step, now, guard, false).await;
+            for _ in 0..RUN_TRANSITION_TRIES {
+                if !matches!(&outcome, Err(error) if error.is_retryable()) {
+                    break;
+                }
+                outcome = self.cancel_step(&step, now, guard, false).await;
+            }
+            match outcome {
+                Ok(Cancelled::RunChanged) => {
+                    info!(run_id = %ended.run_id, "run reopened during its clean-up; clean-up stopped");
+                    break;
+                }
+                Ok(Cancelled::Done) => {}
+                Err(error) => failed = Some(error),
+            }
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Completes the run if every step is done; its output is its leaves' output. A run
