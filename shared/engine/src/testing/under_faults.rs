@@ -61,9 +61,10 @@ pub(super) fn workflows(recorder: &Arc<Recorder>, unit: Duration) -> Vec<Workflo
             let r = Arc::clone(&r);
             async move {
                 r.call(name);
-                // Runs until the run is cancelled (an attempt that times out is retried),
-                // so the cancel always lands while the group runs; a checkpoint whose
-                // read fails goes on to the next one.
+                // Runs until the run is cancelled, so the cancel always lands while the
+                // group runs (its timeout is far beyond the time the cancel takes: an
+                // attempt ending at its lease's edge would be the sweep's to recover); a
+                // checkpoint whose read fails goes on to the next one.
                 loop {
                     tokio::time::sleep(unit / 4).await;
                     if ctx.is_cancelled().await == Ok(true) {
@@ -161,8 +162,8 @@ pub(super) fn workflows(recorder: &Arc<Recorder>, unit: Duration) -> Vec<Workflo
         Workflow::builder("faulty-slow", "1")
             .then(quick(step("start", pass), unit))
             .parallel([
-                quick(step("slow-a", slow("slow-a")), unit).timeout(unit * 60),
-                quick(step("slow-b", slow("slow-b")), unit).timeout(unit * 60),
+                quick(step("slow-a", slow("slow-a")), unit).timeout(unit * 600),
+                quick(step("slow-b", slow("slow-b")), unit).timeout(unit * 600),
             ])
             .then(quick(step("after", pass), unit)),
         wide.then(quick(
