@@ -84,7 +84,7 @@ async fn probe(
         bed.finish(&run_id).await;
     }
     // The running branches stop at their next checkpoint (or commit).
-    bed.bed.runner.drain(unit * 80).await;
+    bed.bed.runner.drain(unit * 150).await;
     bed.settle().await;
     let mut problems = Vec::new();
     if bed.swept() > 0 {
