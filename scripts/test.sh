@@ -12,6 +12,10 @@ bash scripts/install-test-deps.sh
 bash scripts/check-deploy.sh
 # Debug info doubles build time and disk for the AWS SDK crates; tests don't need it.
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
+# The behaviour suite also runs under injected faults (store faults before and after the
+# write, lost, duplicated and late tasks) on SQLite and DynamoDB Local, drawn from this
+# seed; a failure names it, and the same seed replays the same faults.
+export WF_FAULT_SEED="${WF_FAULT_SEED:-11}"
 started=$(date +%s)
 cargo test --workspace --locked "$@"
 # The serverless flow end to end on this machine: start-run, SQS (moto), execute-step and

@@ -22,3 +22,10 @@ async fn fresh_store() -> Arc<dyn Store> {
 }
 
 wf_engine::engine_suite_realtime!(fresh_store, Duration::from_millis(50));
+
+/// The suite's fault-injected scenarios (seed: `WF_FAULT_SEED`), in real time.
+mod under_faults {
+    use super::{Duration, fresh_store};
+
+    wf_engine::engine_fault_suite!(fresh_store, Duration::from_millis(50), false);
+}

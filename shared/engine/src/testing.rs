@@ -24,11 +24,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use wf_store::{RunId, RunQuery, RunStatus, StepId, StepStatus, Store};
 
+mod chaos;
 mod failures;
+mod fault_bed;
+mod faults;
 mod interleave;
+mod lost_answers;
+mod under_faults;
 
+pub use chaos::{Chaos, ChaosCounts, ChaosRates};
 pub use failures::*;
+pub use fault_bed::{FaultBed, LOST_ANSWER_GAPS};
+pub use faults::{DEFAULT_FAULT_SEED, Fault, FaultRates, FaultyStore, fault_seed, scenario_seed};
 pub use interleave::{Call, Gate, Interleave};
+pub use lost_answers::*;
+pub use under_faults::*;
 
 use crate::{
     Clock, Dispatcher, EngineError, Event, Executor, ExecutorConfig, InProcessDispatcher,
@@ -438,6 +448,8 @@ pub struct Bed {
     pub runner: LocalRunner,
     pub recorder: Arc<Recorder>,
     pub clock: Arc<dyn Clock>,
+    /// The chaotic dispatcher in front of the runner's queue, if the bed has one.
+    pub chaos: Option<Arc<Chaos>>,
     unit: Duration,
 }
 
@@ -474,14 +486,33 @@ impl Bed {
         start: DateTime<Utc>,
         extra: Vec<Workflow>,
     ) -> Self {
+        Self::assemble_chaotic(store, unit, recorder, twice, start, extra, None)
+    }
+
+    /// As `assemble`, with tasks passing through a [`Chaos`] dispatcher when given its
+    /// rates and seed.
+    fn assemble_chaotic(
+        store: Arc<dyn Store>,
+        unit: Duration,
+        recorder: Arc<Recorder>,
+        twice: bool,
+        start: DateTime<Utc>,
+        extra: Vec<Workflow>,
+        chaos: Option<(ChaosRates, u64)>,
+    ) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(start));
         *recorder.clock.lock().unwrap() = Some(Arc::clone(&clock));
         let (dispatcher, receiver) = InProcessDispatcher::new();
-        let dispatcher: Arc<dyn Dispatcher> = Arc::new(Recording {
+        let mut dispatcher: Arc<dyn Dispatcher> = Arc::new(Recording {
             inner: dispatcher,
             recorder: Arc::clone(&recorder),
             twice,
         });
+        let chaos =
+            chaos.map(|(rates, seed)| Arc::new(Chaos::new(Arc::clone(&dispatcher), rates, seed)));
+        if let Some(chaos) = &chaos {
+            dispatcher = Arc::clone(chaos) as Arc<dyn Dispatcher>;
+        }
         let config = ExecutorConfig {
             lease_margin: unit * 2,
             chain_margin: unit,
@@ -501,6 +532,7 @@ impl Bed {
             runner,
             recorder,
             clock,
+            chaos,
             unit,
         }
     }

@@ -17,3 +17,10 @@ async fn fresh_store() -> Arc<dyn Store> {
 }
 
 wf_engine::engine_suite!(fresh_store, Duration::from_secs(1));
+
+/// The suite's fault-injected scenarios (seed: `WF_FAULT_SEED`).
+mod under_faults {
+    use super::{Duration, fresh_store};
+
+    wf_engine::engine_fault_suite!(fresh_store, Duration::from_secs(1), true);
+}

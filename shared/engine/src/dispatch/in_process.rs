@@ -141,7 +141,15 @@ impl LocalRunner {
             self.start_due();
             let next_due = self.queue.peek().map(|Reverse((due, _, _))| *due);
             if self.running.is_empty() {
-                let run = self.executor.store().get_run(run_id).await?;
+                let run = match self.executor.store().get_run(run_id).await {
+                    Ok(run) => run,
+                    // A throttle or a 5xx says nothing about the run: look again shortly.
+                    Err(error) if error.is_retryable() => {
+                        tokio::time::sleep(REDELIVERY_DELAY).await;
+                        continue;
+                    }
+                    Err(error) => return Err(error.into()),
+                };
                 if run.status.is_terminal() {
                     return Ok(RunnerOutcome::Finished(run));
                 }
@@ -169,6 +177,36 @@ impl LocalRunner {
                     }
                 }
                 Some((task, delay)) = self.receiver.recv() => self.enqueue(task, delay),
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    /// Runs every task in flight and every queued task due within `horizon` (of any run),
+    /// then returns: late duplicates get their turn before a test checks what they did.
+    pub async fn drain(&mut self, horizon: Duration) {
+        let until = Instant::now() + horizon;
+        loop {
+            while let Ok((task, delay)) = self.receiver.try_recv() {
+                self.enqueue(task, delay);
+            }
+            self.start_due();
+            let next_due = self
+                .queue
+                .peek()
+                .map(|Reverse((due, _, _))| *due)
+                .filter(|due| *due <= until);
+            if self.running.is_empty() && next_due.is_none() {
+                return;
+            }
+            let wake = next_due.unwrap_or(until);
+            tokio::select! {
+                Some(result) = self.running.join_next(), if !self.running.is_empty() => {
+                    if let Ok((task, Err(error))) = result {
+                        tracing::warn!(error = %error, step_id = %task.step_id, "step task failed; delivering it again");
+                        self.enqueue(task, REDELIVERY_DELAY);
+                    }
+                }
                 () = tokio::time::sleep_until(wake) => {}
             }
         }

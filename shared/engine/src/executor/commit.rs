@@ -167,7 +167,7 @@ impl Executor {
                 Err(error) if error.is_retryable() && tries < COMMIT_TRIES => {
                     tries += 1;
                     warn!(error = %error, tries, "commit contended; trying again");
-                    let jitter = fastrand::u64(0..=100 * u64::from(tries));
+                    let jitter = fastrand::u64(0..=50 * u64::from(tries));
                     tokio::time::sleep(Duration::from_millis(jitter)).await;
                 }
                 result => return result,

@@ -23,7 +23,11 @@ use crate::error::EngineError;
 use crate::telemetry::Event;
 use crate::workflow::Workflow;
 
-use super::{Executor, RUN_TRANSITION_TRIES, outputs_by_step};
+use std::time::Duration;
+
+use crate::dispatch::StepTask;
+
+use super::{Executor, RUN_TRANSITION_TRIES, outputs_by_step, to_std};
 
 /// What a guarded cancel found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +64,9 @@ impl Executor {
             from.push(StepStatus::Running);
         } else if step.status == StepStatus::Running {
             // Its worker is alive: flag the step, so its commit conflicts and the worker
-            // cancels it itself (the commit does not read the run).
+            // cancels it itself (the commit does not read the run). Should that worker die
+            // or its clean-up fail, nothing else would look at the step (the sweep passes
+            // over ended runs): look again once the lease has lapsed.
             return match self
                 .store
                 .request_cancel(&step.run_id, &step.step_id, guard, now)
@@ -70,8 +76,19 @@ impl Executor {
                     kind: ItemKind::Run,
                     ..
                 }) => Ok(Cancelled::RunChanged),
-                // It committed meanwhile: it finished before it could learn of the end.
-                Ok(()) | Err(StoreError::Conflict { .. }) => Ok(Cancelled::Done),
+                // A step conflict: it committed meanwhile, before it could learn of the end.
+                Ok(()) | Err(StoreError::Conflict { .. }) => {
+                    if let Some(lease) = &step.lease {
+                        let task = StepTask {
+                            run_id: step.run_id,
+                            step_id: step.step_id.clone(),
+                            attempt: step.attempt,
+                        };
+                        let delay = to_std(lease.until - now) + Duration::from_millis(1);
+                        self.dispatcher.dispatch(&[task], delay).await?;
+                    }
+                    Ok(Cancelled::Done)
+                }
                 Err(error) => Err(error.into()),
             };
         }
@@ -111,11 +128,19 @@ impl Executor {
             output: None,
             error: None,
         };
-        match self.store.transition_run(&run.run_id, &transition).await {
-            // Another first step got there first: the run is open either way.
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
-            Err(error) => Err(error.into()),
+        for _ in 0..RUN_TRANSITION_TRIES {
+            match self.store.transition_run(&run.run_id, &transition).await {
+                // Another first step got there first: the run is open either way.
+                Ok(_) | Err(StoreError::Conflict { .. }) => return Ok(()),
+                // Maybe applied (a lost answer): try again; a retry that meets the write
+                // is a conflict. Failing the task here would strand the step's fresh claim.
+                Err(error) if error.is_retryable() => {}
+                Err(error) => return Err(error.into()),
+            }
         }
+        // Nothing depends on RUNNING: a run still PENDING is swept and ends alike.
+        warn!(run_id = %run.run_id, "run not marked running; it goes on as pending");
+        Ok(())
     }
 
     /// Moves a run to a terminal status, re-reading on contention, then (unless it
@@ -133,7 +158,13 @@ impl Executor {
         // condition). That end is ours, and so are its event and its clean-up.
         let mut tried: Vec<DateTime<Utc>> = Vec::new();
         for _ in 0..RUN_TRANSITION_TRIES {
-            let current = self.store.get_run_head(run_id).await?;
+            let current = match self.store.get_run_head(run_id).await {
+                Ok(run) => run,
+                // Giving up here would forget our tries: a later call could not tell our
+                // end (its answer lost) from another's, and its event would be lost.
+                Err(error) if error.is_retryable() => continue,
+                Err(error) => return Err(error.into()),
+            };
             if current.status.is_terminal() {
                 let ours = current.status == status && tried.contains(&current.updated_at);
                 if !ours {
@@ -153,7 +184,10 @@ impl Executor {
             };
             match self.store.transition_run(run_id, &transition).await {
                 Ok(run) => return self.ended(run).await.map(Some),
+                // A retryable failure may have been applied (a timeout or 5xx after the
+                // write): the next read tells, by the time of this try.
                 Err(StoreError::Conflict { .. }) => {}
+                Err(error) if error.is_retryable() => {}
                 Err(error) => return Err(error.into()),
             }
         }
@@ -199,13 +233,35 @@ impl Executor {
             status: ended.status,
             version: ended.version,
         };
-        for step in self.store.list_steps(&ended.run_id).await? {
-            if self.cancel_step(&step, now, guard, false).await? == Cancelled::RunChanged {
-                info!(run_id = %ended.run_id, "run reopened during its clean-up; clean-up stopped");
+        // Nothing else cleans up an ended run (the sweep passes over it, and a step's task
+        // may have been lost): transient failures are tried again, and one step that still
+        // fails does not keep the others open.
+        let mut steps = self.store.list_steps(&ended.run_id).await;
+        for _ in 0..RUN_TRANSITION_TRIES {
+            if !matches!(&steps, Err(error) if error.is_retryable()) {
                 break;
             }
+            steps = self.store.list_steps(&ended.run_id).await;
         }
-        Ok(())
+        let mut failed = None;
+        for step in steps? {
+            let mut outcome = self.cancel_step(&step, now, guard, false).await;
+            for _ in 0..RUN_TRANSITION_TRIES {
+                if !matches!(&outcome, Err(error) if error.is_retryable()) {
+                    break;
+                }
+                outcome = self.cancel_step(&step, now, guard, false).await;
+            }
+            match outcome {
+                Ok(Cancelled::RunChanged) => {
+                    info!(run_id = %ended.run_id, "run reopened during its clean-up; clean-up stopped");
+                    break;
+                }
+                Ok(Cancelled::Done) => {}
+                Err(error) => failed = Some(error),
+            }
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Completes the run if every step is done; its output is its leaves' output. A run

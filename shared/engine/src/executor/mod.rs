@@ -11,8 +11,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 use wf_store::{
-    ErrorInfo, NewRun, NewStep, RunId, RunStatus, StateKey, StepId, StepStatus, Store, StoreError,
-    WorkflowRun,
+    ErrorInfo, ItemKind, NewRun, NewStep, RunId, RunStatus, StateKey, StepId, StepStatus, Store,
+    StoreError, WorkflowRun,
 };
 
 use crate::clock::Clock;
@@ -136,9 +136,11 @@ fn outputs_by_step(ids: &[StepId], outputs: Vec<wf_store::StepOutput>) -> Value 
     Value::Object(object)
 }
 
-/// How many times a commit that failed transiently is tried again by the executor (each
-/// try is itself retried by the store).
-const COMMIT_TRIES: u32 = 6;
+/// How many times a claim or a commit that failed transiently is tried again by the
+/// executor, under the same lease token (each try is itself retried by the store). Past
+/// them the task fails and is delivered again; a claim whose every answer was lost then
+/// leaves a lease nobody holds, which lapses before the sweep runs the step.
+const COMMIT_TRIES: u32 = 12;
 
 /// How many times a contended run transition is re-read and tried again.
 const RUN_TRANSITION_TRIES: u32 = 8;
@@ -219,35 +221,61 @@ impl Executor {
         };
         let run = match self.store.create_run(&new_run, &roots).await {
             Ok(run) => run,
+            // The run id is new: a run already under it is this call's own write, whose
+            // answer was lost and which the store's retry met.
+            Err(StoreError::Conflict {
+                kind: ItemKind::Run,
+                ..
+            }) => self.store.get_run(&run_id).await?,
             Err(StoreError::IdempotencyKeyUsed { key, run_id }) => {
                 let existing = self.store.get_run(&run_id).await?;
-                if existing.input == request.input && existing.workflow_id == *workflow.id() {
-                    return Ok(Started {
-                        run: existing,
-                        replayed: true,
-                    });
+                if existing.input != request.input || existing.workflow_id != *workflow.id() {
+                    return Err(EngineError::IdempotencyConflict { key, run_id });
                 }
-                return Err(EngineError::IdempotencyConflict { key, run_id });
+                // The first start's answer may have been lost before it dispatched: while
+                // no step has begun, dispatch the first steps again (duplicates are
+                // harmless), so they do not wait for the sweep.
+                if !existing.status.is_terminal() {
+                    let mut waiting = Vec::new();
+                    for root in &roots {
+                        if let Ok(step) = self.store.get_step(&run_id, &root.step_id).await
+                            && step.status == StepStatus::Ready
+                        {
+                            waiting.push(root);
+                        }
+                    }
+                    self.dispatch_roots(&run_id, &waiting).await;
+                }
+                return Ok(Started {
+                    run: existing,
+                    replayed: true,
+                });
             }
             Err(error) => return Err(error.into()),
         };
         info!(run_id = %run.run_id, workflow_id = %run.workflow_id, "run started");
-        let tasks: Vec<StepTask> = roots
-            .iter()
-            .map(|step| StepTask {
-                run_id,
-                step_id: step.step_id.clone(),
-                attempt: 1,
-            })
-            .collect();
-        // The run is accepted once written: a failed dispatch is recovered by the sweep.
-        if let Err(error) = self.dispatcher.dispatch(&tasks, Duration::ZERO).await {
-            warn!(run_id = %run_id, error = %error, "first steps not dispatched; the sweep will");
-        }
+        self.dispatch_roots(&run_id, &roots.iter().collect::<Vec<_>>())
+            .await;
         Ok(Started {
             run,
             replayed: false,
         })
+    }
+
+    /// Dispatches the first steps of a run. The run is accepted once written: a failed
+    /// dispatch is recovered by the sweep.
+    async fn dispatch_roots(&self, run_id: &RunId, roots: &[&NewStep]) {
+        let tasks: Vec<StepTask> = roots
+            .iter()
+            .map(|step| StepTask {
+                run_id: *run_id,
+                step_id: step.step_id.clone(),
+                attempt: 1,
+            })
+            .collect();
+        if let Err(error) = self.dispatcher.dispatch(&tasks, Duration::ZERO).await {
+            warn!(run_id = %run_id, error = %error, "first steps not dispatched; the sweep will");
+        }
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, EngineError> {

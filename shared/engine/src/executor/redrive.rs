@@ -21,7 +21,7 @@ use wf_store::{
 
 use crate::error::EngineError;
 
-use super::Executor;
+use super::{Executor, RUN_TRANSITION_TRIES};
 
 impl Executor {
     /// Restarts a failed run from the steps that stopped it (and the cancelled ones),
@@ -45,22 +45,18 @@ impl Executor {
                 action: "redrive",
             });
         }
-        let now = self.clock.now();
-        let reopened = self
-            .store
-            .transition_run(
-                run_id,
-                &RunTransition {
-                    expected_status: RunStatus::Failed,
-                    expected_version: run.version,
-                    status: RunStatus::Running,
-                    at: now,
-                    output: None,
-                    error: None,
-                },
-            )
-            .await?;
-        let steps = self.store.list_steps(run_id).await?;
+        let reopened = self.reopen(run).await?;
+        let now = reopened.updated_at;
+        // From here a failure leaves a half-done redrive, which a retry would end as
+        // failed again before redriving it: try transient failures again here.
+        let mut steps = self.store.list_steps(run_id).await;
+        for _ in 0..RUN_TRANSITION_TRIES {
+            if !matches!(&steps, Err(error) if error.is_retryable()) {
+                break;
+            }
+            steps = self.store.list_steps(run_id).await;
+        }
+        let steps = steps?;
         let flowed_on: HashSet<&StepId> = steps
             .iter()
             .filter(|step| match step.status {
@@ -97,15 +93,92 @@ impl Executor {
                 at: now,
                 run_guard: None,
             };
-            match self.store.transition_step(&transition).await {
-                Ok(_) => reset += 1,
-                // Changed since listed (a late commit of the old attempt): leave it.
-                Err(StoreError::Conflict { .. }) => {}
-                Err(error) => return Err(error.into()),
-            }
+            reset += u32::from(self.reset_step(&transition).await?);
         }
         let (dispatched, _) = self.redispatch(&reopened, now, None).await?;
         info!(run_id = %run_id, reset, dispatched, "run redriven");
         Ok(reopened)
+    }
+
+    /// Moves the failed run from `FAILED` to `RUNNING`. A try that failed transiently or
+    /// met a changed run may have been applied (its answer lost): a run found reopened at
+    /// the time of one of our tries is ours. `InvalidState` if another writer moved it.
+    async fn reopen(&self, failed: WorkflowRun) -> Result<WorkflowRun, EngineError> {
+        let mut tried = Vec::new();
+        let mut current = failed;
+        for _ in 0..RUN_TRANSITION_TRIES {
+            if current.status == RunStatus::Running && tried.contains(&current.updated_at) {
+                return Ok(current);
+            }
+            if current.status != RunStatus::Failed {
+                return Err(EngineError::InvalidState {
+                    run_id: current.run_id,
+                    status: current.status,
+                    action: "redrive",
+                });
+            }
+            let at = self.clock.now();
+            tried.push(wf_store::to_millis(at));
+            let transition = RunTransition {
+                expected_status: RunStatus::Failed,
+                expected_version: current.version,
+                status: RunStatus::Running,
+                at,
+                output: None,
+                error: None,
+            };
+            match self
+                .store
+                .transition_run(&current.run_id, &transition)
+                .await
+            {
+                Ok(run) => return Ok(run),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(error) if error.is_retryable() => {}
+                Err(error) => return Err(error.into()),
+            }
+            let mut read = self.store.get_run(&current.run_id).await;
+            for _ in 0..RUN_TRANSITION_TRIES {
+                if !matches!(&read, Err(error) if error.is_retryable()) {
+                    break;
+                }
+                read = self.store.get_run(&current.run_id).await;
+            }
+            current = read?;
+        }
+        Err(EngineError::Store(StoreError::Throttled))
+    }
+
+    /// Resets one step for the redrive; whether this call reset it. A transient failure
+    /// is tried again (a half-reset run would be failed again by the sweep); a step found
+    /// at the reset's status and attempt was reset by a try whose answer was lost.
+    async fn reset_step(&self, transition: &StepTransition) -> Result<bool, EngineError> {
+        for _ in 0..RUN_TRANSITION_TRIES {
+            match self.store.transition_step(transition).await {
+                Ok(_) => return Ok(true),
+                // Changed since listed (a late commit of the old attempt, or our own
+                // earlier try): leave it.
+                Err(StoreError::Conflict { .. }) => return Ok(false),
+                Err(error) if error.is_retryable() => {
+                    match self
+                        .store
+                        .get_step(&transition.run_id, &transition.step_id)
+                        .await
+                    {
+                        Ok(step)
+                            if step.status == transition.status
+                                && Some(step.attempt) == transition.attempt =>
+                        {
+                            return Ok(true);
+                        }
+                        Ok(_) => {}
+                        Err(error) if error.is_retryable() => {}
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(EngineError::Store(StoreError::Throttled))
     }
 }
