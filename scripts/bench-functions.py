@@ -199,9 +199,13 @@ class RuntimeApi:
 
 
 def lambda_env(runtime_api, extra):
+    """The environment Lambda gives a function (provided.al2023), not this machine's: an
+    inherited SSL_CERT_FILE or SSL_CERT_DIR (set on many dev machines and CI images, never
+    by Lambda) would switch the functions to reading the system's certificate store."""
     env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "RUST_LOG"))
+        "PATH": "/usr/local/bin:/usr/bin/:/bin:/opt/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",
+        "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
     }
     env.update({
         "AWS_LAMBDA_RUNTIME_API": runtime_api,
