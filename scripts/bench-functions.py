@@ -155,9 +155,7 @@ class RuntimeApi:
             def handle_error(self, request, client_address):
                 pass  # a killed process resets its held long poll
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.server_class, self.handler_class = Server, Handler
 
     def reset(self, event):
         with self.lock:
@@ -171,6 +169,11 @@ class RuntimeApi:
         """Starts `binary`; returns (init ms, peak RSS KiB after init, first response ms or
         None). Raises if it does not reach `next` (or answer `event`) within 30 s."""
         self.reset(event)
+        # A server (port) of its own per process: a request the previous, killed process
+        # had in flight (its next `next`) must not be taken for this one's.
+        server = self.server_class(("127.0.0.1", 0), self.handler_class)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
         log = tempfile.TemporaryFile()
         started = time.perf_counter()
         process = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -195,16 +198,21 @@ class RuntimeApi:
             process.kill()
             process.wait()
             self.release.set()
+            server.shutdown()
+            server.server_close()
             log.close()
 
 
-def lambda_env(runtime_api, extra):
+def lambda_env(extra):
+    """The environment Lambda gives a function (provided.al2023), not this machine's: an
+    inherited SSL_CERT_FILE or SSL_CERT_DIR (set on many dev machines and CI images, never
+    by Lambda) would switch the functions to reading the system's certificate store."""
     env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "RUST_LOG"))
+        "PATH": "/usr/local/bin:/usr/bin/:/bin:/opt/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",
+        "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
     }
     env.update({
-        "AWS_LAMBDA_RUNTIME_API": runtime_api,
         "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench", "AWS_REGION": "ap-southeast-2",
@@ -311,7 +319,7 @@ def measure(args, stub, emulators):
     for name, path in binaries.items():
         if not os.access(path, os.X_OK):
             raise SystemExit(f"{path} is missing: build it first (see --help)")
-    env = lambda_env(stub.address, {})
+    env = lambda_env({})
     init = {name: [] for name in names}
     rss = {name: [] for name in names}
     for name in interleaved(names, args.runs):
@@ -320,7 +328,7 @@ def measure(args, stub, emulators):
         rss[name].append(rss_kib)
     first = {name: [] for name in names}
     if emulators is not None:
-        env = lambda_env(stub.address, emulators.env())
+        env = lambda_env(emulators.env())
         events = {name: open(os.path.join(ROOT, "events", FUNCTIONS[name]), "rb").read()
                   for name in args.only}
         events[REFERENCE] = b'{"echo": true}'

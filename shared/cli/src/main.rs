@@ -263,9 +263,7 @@ async fn archive_sink(
     match (dir, bucket) {
         (Some(dir), _) => Some(Arc::new(FsArchiveSink::new(dir))),
         (None, Some(bucket)) => {
-            let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
+            let aws = wf_store::load_aws_config().await;
             Some(Arc::new(S3ArchiveSink::new(
                 S3ArchiveSink::client(&aws),
                 bucket,
