@@ -151,7 +151,9 @@ async fn an_offloaded_payload_costs_the_same_item_units_whatever_its_size() {
     create_table(&client, &table).await.unwrap();
     let dynamodb = DynamoDbStore::new(client, table, Retention::default());
     let s3 = S3Blobs::client(&emulator_config(require_s3().endpoint()).await);
-    let bucket = unique_table_name("payload-billing").replace('_', "-").to_lowercase();
+    let bucket = unique_table_name("payload-billing")
+        .replace('_', "-")
+        .to_lowercase();
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let blobs = Arc::new(CountingBlobs {
         inner: S3Blobs::new(s3, bucket, "payloads/"),
@@ -192,7 +194,11 @@ async fn an_offloaded_payload_costs_the_same_item_units_whatever_its_size() {
         assert_eq!((cost.s3_puts, cost.s3_gets), (puts, gets), "{op}");
     }
     // Inline: no S3 request, and units that grow with the size.
-    assert!(measured["300KB"].values().all(|c| c.s3_puts + c.s3_gets == 0));
+    assert!(
+        measured["300KB"]
+            .values()
+            .all(|c| c.s3_puts + c.s3_gets == 0)
+    );
     assert!(measured["300KB"]["createRun"].wru > 100.0 * measured["1MB"]["createRun"].wru);
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();
