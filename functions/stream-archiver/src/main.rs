@@ -9,7 +9,7 @@ use lambda_runtime::{Error, run, service_fn};
 use stream_archiver::{Config, Deps, handle};
 use wf_archive::{Archiver, S3ArchiveSink};
 use wf_lambda::{EmfMetrics, PayloadConfig};
-use wf_payloads::{OffloadStore, S3Blobs};
+use wf_payloads::S3Blobs;
 use wf_store::{DynamoDbStore, Retention, Store};
 
 #[tokio::main]
@@ -26,12 +26,12 @@ async fn main() -> Result<(), Error> {
     // Archives hold payloads as values: the archiver reads through the wrapper, which also
     // deletes a run's payload blobs with its children.
     let store: Arc<dyn Store> = match PayloadConfig::from_lookup(|name| std::env::var(name).ok())? {
-        Some(payloads) => Arc::new(OffloadStore::new(
+        Some(payloads) => Arc::new(payloads.offload(
             Arc::new(store),
             Arc::new(S3Blobs::new(
                 S3Blobs::client(&aws),
-                payloads.bucket,
-                payloads.prefix,
+                payloads.bucket.clone(),
+                payloads.prefix.clone(),
             )),
         )),
         None => Arc::new(store),

@@ -32,6 +32,9 @@ pub const PAYLOAD_BUCKET_VAR: &str = "PAYLOAD_BUCKET";
 /// The variable that names their key prefix.
 pub const PAYLOAD_PREFIX_VAR: &str = "PAYLOAD_PREFIX";
 
+/// The variable that sets the size above which payloads go to the bucket.
+pub const PAYLOAD_THRESHOLD_VAR: &str = "PAYLOAD_THRESHOLD_BYTES";
+
 /// Where payloads over 350 KB go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadConfig {
@@ -39,6 +42,21 @@ pub struct PayloadConfig {
     pub bucket: String,
     /// `PAYLOAD_PREFIX` (default `payloads/`): the key prefix, empty or ending in `/`.
     pub prefix: String,
+    /// `PAYLOAD_THRESHOLD_BYTES` (default and most 358400, 350 KiB): payloads over this many
+    /// bytes of JSON go to the bucket. Lower it to keep mid-sized payloads out of items
+    /// (each rewrite of an item pays for every KB it holds).
+    pub threshold: usize,
+}
+
+impl PayloadConfig {
+    /// The wrapper over `inner` that keeps payloads as configured, in `blobs`.
+    pub fn offload(
+        &self,
+        inner: std::sync::Arc<dyn wf_store::Store>,
+        blobs: std::sync::Arc<dyn wf_payloads::PayloadBlobs>,
+    ) -> wf_payloads::OffloadStore {
+        wf_payloads::OffloadStore::new(inner, blobs).with_threshold(self.threshold)
+    }
 }
 
 impl PayloadConfig {
@@ -57,7 +75,26 @@ impl PayloadConfig {
                 reason: "must be empty or a relative prefix ending in /".to_owned(),
             });
         }
-        Ok(Some(Self { bucket, prefix }))
+        let threshold = match lookup(PAYLOAD_THRESHOLD_VAR).filter(|v| !v.trim().is_empty()) {
+            None => wf_payloads::DEFAULT_OFFLOAD_THRESHOLD,
+            Some(value) => value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= wf_payloads::DEFAULT_OFFLOAD_THRESHOLD)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: PAYLOAD_THRESHOLD_VAR,
+                    reason: format!(
+                        "must be a number of bytes from 0 to {}, got {value:?}",
+                        wf_payloads::DEFAULT_OFFLOAD_THRESHOLD
+                    ),
+                })?,
+        };
+        Ok(Some(Self {
+            bucket,
+            prefix,
+            threshold,
+        }))
     }
 }
 
@@ -221,9 +258,27 @@ mod tests {
             with(&[("PAYLOAD_BUCKET", "b")]).unwrap().payloads,
             Some(PayloadConfig {
                 bucket: "b".into(),
-                prefix: "payloads/".into()
+                prefix: "payloads/".into(),
+                threshold: 350 * 1024,
             })
         );
+        assert_eq!(
+            with(&[("PAYLOAD_BUCKET", "b"), ("PAYLOAD_THRESHOLD_BYTES", "4096")])
+                .unwrap()
+                .payloads
+                .unwrap()
+                .threshold,
+            4096
+        );
+        for bad in ["-1", "lots", "358401"] {
+            assert!(matches!(
+                with(&[("PAYLOAD_BUCKET", "b"), ("PAYLOAD_THRESHOLD_BYTES", bad)]),
+                Err(ConfigError::Invalid {
+                    name: "PAYLOAD_THRESHOLD_BYTES",
+                    ..
+                })
+            ));
+        }
         assert_eq!(
             with(&[("PAYLOAD_BUCKET", "b"), ("PAYLOAD_PREFIX", "p/")])
                 .unwrap()

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use wf_engine::{Dispatcher, Executor, Observer, SqsDispatcher, SystemClock};
-use wf_payloads::{OffloadStore, S3Blobs};
+use wf_payloads::S3Blobs;
 use wf_store::{DynamoDbStore, Store};
 
 use crate::config::Config;
@@ -35,7 +35,7 @@ impl Deps {
         )
         .with_cursor_key(config.cursor_key.clone());
         let store: Arc<dyn Store> = match &config.payloads {
-            Some(payloads) => Arc::new(OffloadStore::new(
+            Some(payloads) => Arc::new(payloads.offload(
                 Arc::new(store),
                 Arc::new(S3Blobs::new(
                     S3Blobs::client(&aws),
@@ -93,7 +93,7 @@ impl Deps {
             reason = "test helper: the shipped workflows are valid (wf-workflows tests it)"
         )]
         let deps = Self::new(
-            Arc::new(OffloadStore::new(
+            Arc::new(wf_payloads::OffloadStore::new(
                 Arc::new(store),
                 Arc::new(wf_payloads::MemoryBlobs::new()),
             )),

@@ -19,7 +19,8 @@ mod metrics;
 
 pub use codes::ErrorCode;
 pub use config::{
-    CURSOR_KEY_VAR, Config, ConfigError, PAYLOAD_BUCKET_VAR, PAYLOAD_PREFIX_VAR, PayloadConfig,
+    CURSOR_KEY_VAR, Config, ConfigError, PAYLOAD_BUCKET_VAR, PAYLOAD_PREFIX_VAR,
+    PAYLOAD_THRESHOLD_VAR, PayloadConfig,
 };
 pub use deps::Deps;
 pub use http::{
