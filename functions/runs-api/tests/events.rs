@@ -408,3 +408,34 @@ async fn forged_cursors_are_400_invalid_cursor_and_the_genuine_one_resumes() {
     assert_eq!(ids(&second).len(), 1);
     assert!(!ids(&first).contains(&ids(&second)[0]));
 }
+
+#[tokio::test]
+async fn a_signal_payload_over_10_mib_is_413_and_one_over_350_kb_wakes_the_run() {
+    let (deps, dispatcher) = Deps::in_memory();
+    let approval = start(
+        &deps,
+        "approval",
+        json!({ "subject": "laptop", "requester": "grace@example.com", "amountCents": 189_900 }),
+    )
+    .await;
+    drive(&deps, &dispatcher, 50).await;
+    let signal = |approver: String| {
+        let mut e = event_for_run("runs-api-signal", &approval);
+        e["body"] = json!(json!({ "approver": approver, "approved": true }).to_string());
+        e
+    };
+    let before = deps.executor.store().all_state(&approval).await.unwrap();
+    let (status, problem) = call(&deps, signal("x".repeat(10 * 1024 * 1024))).await;
+    assert_eq!(
+        (status, problem["code"].clone(), problem["field"].clone()),
+        (413, json!("too_large"), json!("body")),
+        "{problem}"
+    );
+    let after = deps.executor.store().all_state(&approval).await.unwrap();
+    assert_eq!(after, before, "nothing is stored");
+    let big = "y".repeat(2_000_000);
+    let (status, woke) = call(&deps, signal(big.clone())).await;
+    assert_eq!((status, woke["stepsWoken"].clone()), (202, json!(1)));
+    let state = deps.executor.store().all_state(&approval).await.unwrap();
+    assert!(state.iter().any(|e| e.value["approver"] == json!(big)));
+}

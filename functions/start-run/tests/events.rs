@@ -146,7 +146,7 @@ async fn an_idempotency_key_replays_the_same_run_with_200() {
 async fn bad_direct_invokes_fail_with_a_code_and_the_field_and_write_nothing() {
     let order = event("start-run-direct")["input"].clone();
     let mut big_order = order.clone();
-    big_order["customer"] = json!("x".repeat(wf_store::MAX_PAYLOAD_BYTES + 1));
+    big_order["customer"] = json!("x".repeat(wf_payloads::MAX_PAYLOAD_BYTES + 1));
     let many_tags: serde_json::Map<String, Value> =
         (0..51).map(|i| (format!("t{i}"), json!("v"))).collect();
     let cases: Vec<(Value, &str, &str)> = vec![
@@ -263,4 +263,16 @@ async fn a_started_run_is_visible_with_its_labels_and_counts_a_metric() {
     assert_eq!(metrics.len(), 1);
     assert_eq!(metrics[0]["RunsStarted"], 1.0);
     assert_eq!(metrics[0]["runId"], run_id.to_string());
+}
+
+#[tokio::test]
+async fn an_input_over_350_kb_is_accepted_and_read_back_whole() {
+    let (deps, _dispatcher) = Deps::in_memory();
+    let mut start = event("start-run-direct");
+    // 2 MB of customer name: far over an item's 400 KB, under the 10 MiB limit.
+    start["input"]["customer"] = json!("y".repeat(2_000_000));
+    let started = invoke(&deps, start.clone()).await.unwrap();
+    let run_id = started["runId"].as_str().unwrap().parse().unwrap();
+    let run = deps.executor.store().get_run(&run_id).await.unwrap();
+    assert_eq!(run.input, start["input"]);
 }

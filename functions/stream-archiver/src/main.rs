@@ -1,5 +1,6 @@
 //! Lambda entry point of `stream-archiver`: wiring only. Reads the configuration once,
-//! loads the AWS configuration once, builds the store, the S3 sink and the archiver once,
+//! loads the AWS configuration once, builds the store (with payloads over 350 KB in S3 when
+//! `PAYLOAD_BUCKET` is set), the S3 sink and the archiver once,
 //! and hands every batch to [`stream_archiver::handle`].
 
 use std::sync::Arc;
@@ -7,8 +8,9 @@ use std::sync::Arc;
 use lambda_runtime::{Error, run, service_fn};
 use stream_archiver::{Config, Deps, handle};
 use wf_archive::{Archiver, S3ArchiveSink};
-use wf_lambda::EmfMetrics;
-use wf_store::{DynamoDbStore, Retention};
+use wf_lambda::{EmfMetrics, PayloadConfig};
+use wf_payloads::S3Blobs;
+use wf_store::{DynamoDbStore, Retention, Store};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -21,9 +23,22 @@ async fn main() -> Result<(), Error> {
         config.table_name,
         retention,
     );
+    // Archives hold payloads as values: the archiver reads through the wrapper, which also
+    // deletes a run's payload blobs with its children.
+    let store: Arc<dyn Store> = match PayloadConfig::from_lookup(|name| std::env::var(name).ok())? {
+        Some(payloads) => Arc::new(payloads.offload(
+            Arc::new(store),
+            Arc::new(S3Blobs::new(
+                S3Blobs::client(&aws),
+                payloads.bucket.clone(),
+                payloads.prefix.clone(),
+            )),
+        )),
+        None => Arc::new(store),
+    };
     let sink = S3ArchiveSink::new(S3ArchiveSink::client(&aws), config.bucket);
     let deps = Deps {
-        archiver: Archiver::new(Arc::new(store), Arc::new(sink), config.prefix),
+        archiver: Archiver::new(store, Arc::new(sink), config.prefix),
         ttl_sources: config.ttl_sources,
         metrics: Arc::new(EmfMetrics::stdout(config.metrics_namespace)),
     };

@@ -24,6 +24,19 @@ pub(crate) struct Cli {
         default_value = "workflow_executions"
     )]
     pub(crate) table: String,
+    /// With --store dynamodb: the bucket of the deployment's payloads over 350 KB (its
+    /// `PAYLOAD_BUCKET`), so that they read back as values. The SQLite store keeps them in
+    /// a folder beside its file (`<db>.payloads`).
+    #[arg(long, global = true, env = "WF_PAYLOAD_BUCKET")]
+    pub(crate) payload_bucket: Option<String>,
+    /// Key prefix of the payloads in that bucket.
+    #[arg(
+        long,
+        global = true,
+        env = "WF_PAYLOAD_PREFIX",
+        default_value = wf_payloads::DEFAULT_PAYLOAD_PREFIX
+    )]
+    pub(crate) payload_prefix: String,
     /// Secret (16 bytes or more) that signs and checks `wf list` cursors; set it to a
     /// deployment's `CURSOR_KEY` to page that deployment's cursors. Default: a built-in key.
     #[arg(

@@ -109,7 +109,7 @@ error_codes! {
         from: "start-run, runs-api", "the run changed concurrently: read it again and retry";
     /// A payload over the store's limit.
     TooLarge = "too_large", 413, field: "what is too large, e.g. `input`",
-        from: "start-run, runs-api", "the input (or a signal payload) is over 350 KB: pass large data by reference";
+        from: "start-run, runs-api", "the input (or a signal payload) is over 10 MiB (350 KB where no payload bucket is configured): pass larger data by reference";
     /// The input does not fit the workflow.
     InvalidInput = "invalid_input", 422, field: "the JSON path, e.g. `input.lines[0].quantity`",
         from: "start-run", "the input does not fit the first step's input type";

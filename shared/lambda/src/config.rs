@@ -27,6 +27,77 @@ pub enum ConfigError {
 /// The variable that holds the secret listing cursors are signed with.
 pub const CURSOR_KEY_VAR: &str = "CURSOR_KEY";
 
+/// The variable that names the bucket of offloaded payloads.
+pub const PAYLOAD_BUCKET_VAR: &str = "PAYLOAD_BUCKET";
+/// The variable that names their key prefix.
+pub const PAYLOAD_PREFIX_VAR: &str = "PAYLOAD_PREFIX";
+
+/// The variable that sets the size above which payloads go to the bucket.
+pub const PAYLOAD_THRESHOLD_VAR: &str = "PAYLOAD_THRESHOLD_BYTES";
+
+/// Where payloads over 350 KB go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadConfig {
+    /// `PAYLOAD_BUCKET`: the bucket.
+    pub bucket: String,
+    /// `PAYLOAD_PREFIX` (default `payloads/`): the key prefix, empty or ending in `/`.
+    pub prefix: String,
+    /// `PAYLOAD_THRESHOLD_BYTES` (default and most 358400, 350 KiB): payloads over this many
+    /// bytes of JSON go to the bucket. Lower it to keep mid-sized payloads out of items
+    /// (each rewrite of an item pays for every KB it holds).
+    pub threshold: usize,
+}
+
+impl PayloadConfig {
+    /// The wrapper over `inner` that keeps payloads as configured, in `blobs`.
+    pub fn offload(
+        &self,
+        inner: std::sync::Arc<dyn wf_store::Store>,
+        blobs: std::sync::Arc<dyn wf_payloads::PayloadBlobs>,
+    ) -> wf_payloads::OffloadStore {
+        wf_payloads::OffloadStore::new(inner, blobs).with_threshold(self.threshold)
+    }
+}
+
+impl PayloadConfig {
+    /// Reads `PAYLOAD_BUCKET` and `PAYLOAD_PREFIX`; `None` without a bucket.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let Some(bucket) = lookup(PAYLOAD_BUCKET_VAR).filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let prefix = lookup(PAYLOAD_PREFIX_VAR)
+            .unwrap_or_else(|| wf_payloads::DEFAULT_PAYLOAD_PREFIX.to_owned());
+        if !(prefix.is_empty() || prefix.ends_with('/')) || prefix.starts_with('/') {
+            return Err(ConfigError::Invalid {
+                name: PAYLOAD_PREFIX_VAR,
+                reason: "must be empty or a relative prefix ending in /".to_owned(),
+            });
+        }
+        let threshold = match lookup(PAYLOAD_THRESHOLD_VAR).filter(|v| !v.trim().is_empty()) {
+            None => wf_payloads::DEFAULT_OFFLOAD_THRESHOLD,
+            Some(value) => value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= wf_payloads::DEFAULT_OFFLOAD_THRESHOLD)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: PAYLOAD_THRESHOLD_VAR,
+                    reason: format!(
+                        "must be a number of bytes from 0 to {}, got {value:?}",
+                        wf_payloads::DEFAULT_OFFLOAD_THRESHOLD
+                    ),
+                })?,
+        };
+        Ok(Some(Self {
+            bucket,
+            prefix,
+            threshold,
+        }))
+    }
+}
+
 /// Settings shared by start-run, execute-step and runs-api.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -44,6 +115,9 @@ pub struct Config {
     /// to the stack's id, which is unique per deployment and never shown to API callers;
     /// unset (local runs), the built-in key of [`CursorKey::default`] applies.
     pub cursor_key: CursorKey,
+    /// `PAYLOAD_BUCKET` and `PAYLOAD_PREFIX`: where payloads over 350 KB go (up to 10
+    /// MiB). Unset (local runs without S3), payloads over 350 KB are refused with 413.
+    pub payloads: Option<PayloadConfig>,
 }
 
 impl Config {
@@ -86,6 +160,7 @@ impl Config {
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "WorkflowRunner".to_owned()),
             cursor_key,
+            payloads: PayloadConfig::from_lookup(&lookup)?,
         })
     }
 }
@@ -118,6 +193,7 @@ mod tests {
         );
         assert_eq!(config.metrics_namespace, "WorkflowRunner");
         assert_eq!(config.cursor_key, CursorKey::default());
+        assert_eq!(config.payloads, None);
         assert_eq!(
             read(&[("STEP_QUEUE_URL", "q")]),
             Err(ConfigError::Missing { name: "TABLE_NAME" })
@@ -168,5 +244,57 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn payloads_go_to_the_named_bucket_under_a_valid_prefix() {
+        let base = [("TABLE_NAME", "t"), ("STEP_QUEUE_URL", "q")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = base.to_vec();
+            vars.extend_from_slice(extra);
+            read(&vars)
+        };
+        assert_eq!(
+            with(&[("PAYLOAD_BUCKET", "b")]).unwrap().payloads,
+            Some(PayloadConfig {
+                bucket: "b".into(),
+                prefix: "payloads/".into(),
+                threshold: 350 * 1024,
+            })
+        );
+        assert_eq!(
+            with(&[("PAYLOAD_BUCKET", "b"), ("PAYLOAD_THRESHOLD_BYTES", "4096")])
+                .unwrap()
+                .payloads
+                .unwrap()
+                .threshold,
+            4096
+        );
+        for bad in ["-1", "lots", "358401"] {
+            assert!(matches!(
+                with(&[("PAYLOAD_BUCKET", "b"), ("PAYLOAD_THRESHOLD_BYTES", bad)]),
+                Err(ConfigError::Invalid {
+                    name: "PAYLOAD_THRESHOLD_BYTES",
+                    ..
+                })
+            ));
+        }
+        assert_eq!(
+            with(&[("PAYLOAD_BUCKET", "b"), ("PAYLOAD_PREFIX", "p/")])
+                .unwrap()
+                .payloads
+                .unwrap()
+                .prefix,
+            "p/"
+        );
+        for bad in ["p", "/p/"] {
+            assert!(matches!(
+                with(&[("PAYLOAD_BUCKET", "b"), ("PAYLOAD_PREFIX", bad)]),
+                Err(ConfigError::Invalid {
+                    name: "PAYLOAD_PREFIX",
+                    ..
+                })
+            ));
+        }
     }
 }

@@ -1,11 +1,12 @@
 //! The dependencies of a function, built once per cold start and borrowed by every
-//! invocation: the executor over the DynamoDB store and the SQS dispatcher, and the
-//! metrics sink. Tests build the same struct over SQLite in memory and a recording
+//! invocation: the executor over the DynamoDB store (wrapped to keep payloads over 350 KB
+//! in S3 when `PAYLOAD_BUCKET` is set) and the SQS dispatcher, and the metrics sink. Tests build the same struct over SQLite in memory and a recording
 //! dispatcher (`test-util` feature).
 
 use std::sync::Arc;
 
 use wf_engine::{Dispatcher, Executor, Observer, SqsDispatcher, SystemClock};
+use wf_payloads::S3Blobs;
 use wf_store::{DynamoDbStore, Store};
 
 use crate::config::Config;
@@ -33,12 +34,23 @@ impl Deps {
             config.retention,
         )
         .with_cursor_key(config.cursor_key.clone());
+        let store: Arc<dyn Store> = match &config.payloads {
+            Some(payloads) => Arc::new(payloads.offload(
+                Arc::new(store),
+                Arc::new(S3Blobs::new(
+                    S3Blobs::client(&aws),
+                    payloads.bucket.clone(),
+                    payloads.prefix.clone(),
+                )),
+            )),
+            None => Arc::new(store),
+        };
         let dispatcher = SqsDispatcher::new(
             aws_sdk_sqs::Client::new(&aws),
             config.step_queue_url.clone(),
         );
         let metrics = Arc::new(EmfMetrics::stdout(config.metrics_namespace.clone()));
-        Ok(Self::new(Arc::new(store), Arc::new(dispatcher), metrics)?)
+        Ok(Self::new(store, Arc::new(dispatcher), metrics)?)
     }
 
     /// Dependencies over any store and dispatcher, serving the workflows of
@@ -61,8 +73,9 @@ impl Deps {
         })
     }
 
-    /// Dependencies over SQLite in memory, a recording dispatcher and captured metrics,
-    /// for handler tests.
+    /// Dependencies over SQLite in memory (payloads over 350 KB in memory, as the
+    /// deployment keeps them in S3), a recording dispatcher and captured metrics, for
+    /// handler tests.
     ///
     /// # Panics
     /// If SQLite cannot open in memory or a shipped workflow is invalid.
@@ -80,7 +93,10 @@ impl Deps {
             reason = "test helper: the shipped workflows are valid (wf-workflows tests it)"
         )]
         let deps = Self::new(
-            Arc::new(store),
+            Arc::new(wf_payloads::OffloadStore::new(
+                Arc::new(store),
+                Arc::new(wf_payloads::MemoryBlobs::new()),
+            )),
             Arc::clone(&dispatcher) as Arc<dyn Dispatcher>,
             Arc::new(EmfMetrics::capture("WorkflowRunner")),
         )

@@ -18,7 +18,10 @@ mod http;
 mod metrics;
 
 pub use codes::ErrorCode;
-pub use config::{CURSOR_KEY_VAR, Config, ConfigError};
+pub use config::{
+    CURSOR_KEY_VAR, Config, ConfigError, PAYLOAD_BUCKET_VAR, PAYLOAD_PREFIX_VAR,
+    PAYLOAD_THRESHOLD_VAR, PayloadConfig,
+};
 pub use deps::Deps;
 pub use http::{
     ApiError, from_json_value, json_body, json_response, problem_response, query_param,
