@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use wf_store::{
-    ItemKind, LeaseFence, NewRun, NewStep, Page, RunId, RunQuery, RunRecord, RunTransition,
-    StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId, StepOutcome, StepOutput,
-    StepTransition, Store, StoreError, WorkflowRun,
+    ItemKind, LeaseFence, NewRun, NewStep, Page, RunGuard, RunId, RunQuery, RunRecord,
+    RunTransition, StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId, StepOutcome,
+    StepOutput, StepTransition, Store, StoreError, WorkflowRun,
 };
 
 use crate::offload::{Missing, OffloadStore};
@@ -101,6 +101,44 @@ impl Store for OffloadStore {
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
         let run = self.inner.get_run(run_id).await?;
         self.resolve_run(run, Missing::Strict).await
+    }
+
+    async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        // The engine reads the head on every task and never its input: an offloaded
+        // input is left out (null, as the contract allows) rather than fetched.
+        let mut run = self.inner.get_run_head(run_id).await?;
+        if crate::reference::referenced_digest(&run.input).is_some() {
+            run.input = Value::Null;
+        }
+        let output = run.output.take();
+        run.output = self
+            .resolve_opt(run_id, ItemKind::Run, "output", output, Missing::Strict)
+            .await?;
+        Ok(run)
+    }
+
+    async fn load_run_input(&self, run_id: &RunId) -> Result<Value, StoreError> {
+        let input = self.inner.load_run_input(run_id).await?;
+        self.resolve(run_id, ItemKind::Run, "input", input, Missing::Strict)
+            .await
+    }
+
+    async fn peek_step(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+    ) -> Result<StepExecution, StoreError> {
+        self.inner.peek_step(run_id, step_id).await
+    }
+
+    async fn request_cancel(
+        &self,
+        run_id: &RunId,
+        step_id: &StepId,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.request_cancel(run_id, step_id, guard, at).await
     }
 
     async fn transition_run(

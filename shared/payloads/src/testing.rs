@@ -161,7 +161,7 @@ pub async fn every_payload_round_trips(
         .await
         .unwrap();
     let listed = page.items.iter().find(|r| r.run_id == run_id).unwrap();
-    assert_eq!(listed.input, input);
+    assert_eq!(listed.input, Value::Null, "listings carry no payloads");
 
     // The wrapped store holds references only.
     let small = |value: &Value| serde_json::to_vec(value).unwrap().len() < 200;

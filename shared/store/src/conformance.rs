@@ -157,6 +157,12 @@ fn successor(id: &str, index: u32, parents: u32) -> Successor {
     }
 }
 
+/// A run item as [`Store::get_run_head`] may give it: without a large input.
+fn without_input(mut run: WorkflowRun) -> WorkflowRun {
+    run.input = serde_json::Value::Null;
+    run
+}
+
 fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, context: &str) {
     match result {
         Err(StoreError::Conflict { .. }) => {}
@@ -524,8 +530,8 @@ pub async fn commit_writes_status_output_successors_and_progress(store: &dyn Sto
     );
     assert!((after.progress() - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(
-        store.get_run_head(&run.run_id).await.unwrap(),
-        run,
+        without_input(store.get_run_head(&run.run_id).await.unwrap()),
+        without_input(run.clone()),
         "a commit never writes the run item"
     );
     let steps = store.list_steps(&run.run_id).await.unwrap();
@@ -1248,7 +1254,10 @@ pub async fn children_are_exported_and_deleted_without_the_run_item(store: &dyn 
     assert!(children.steps.iter().all(|s| s.run_id == run.run_id));
     store.delete_run_children(&children).await.unwrap();
     // The run item stays (TTL removes it), every child and the reservation are gone.
-    assert_eq!(store.get_run_head(&run.run_id).await.unwrap(), run);
+    assert_eq!(
+        without_input(store.get_run_head(&run.run_id).await.unwrap()),
+        without_input(run.clone())
+    );
     let left = store.export_run_children(&run).await.unwrap();
     assert!(left.steps.is_empty() && left.outputs.is_empty() && left.state.is_empty());
     let mut retry = new_run("orders", t(9));
