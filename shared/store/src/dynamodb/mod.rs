@@ -190,6 +190,16 @@ impl DynamoDbStore {
         self.read_item(key, true).await
     }
 
+    /// The run item, read consistently; `NotFound` if absent.
+    async fn run_item(&self, run_id: &RunId) -> Result<Item, StoreError> {
+        self.get_item(item::run_key(run_id))
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: ItemKind::Run,
+                key: run_id.to_string(),
+            })
+    }
+
     /// A `GetItem`; an eventually consistent one costs half and may be stale.
     async fn read_item(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
         let output = self
@@ -685,13 +695,7 @@ impl Store for DynamoDbStore {
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
-        let found =
-            self.get_item(item::run_key(run_id))
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: ItemKind::Run,
-                    key: run_id.to_string(),
-                })?;
+        let found = self.run_item(run_id).await?;
         let mut run = item::run_from_item(&found)?;
         if item::input_is_apart(&found)
             && let Some(input) = self.get_item(item::input_key(run_id)).await?
@@ -713,13 +717,7 @@ impl Store for DynamoDbStore {
     }
 
     async fn load_run_input(&self, run_id: &RunId) -> Result<Value, StoreError> {
-        let found =
-            self.get_item(item::run_key(run_id))
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: ItemKind::Run,
-                    key: run_id.to_string(),
-                })?;
+        let found = self.run_item(run_id).await?;
         if !item::input_is_apart(&found) {
             return Ok(item::run_from_item(&found)?.input);
         }
@@ -734,13 +732,7 @@ impl Store for DynamoDbStore {
     }
 
     async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
-        match self.get_item(item::run_key(run_id)).await? {
-            Some(found) => item::run_from_item(&found),
-            None => Err(StoreError::NotFound {
-                kind: ItemKind::Run,
-                key: run_id.to_string(),
-            }),
-        }
+        item::run_from_item(&self.run_item(run_id).await?)
     }
 
     async fn transition_run(
@@ -750,13 +742,7 @@ impl Store for DynamoDbStore {
     ) -> Result<WorkflowRun, StoreError> {
         // Read, decide, then write the whole item back only if status and version are
         // still what we read: one read and one write unit, and the same rules as SQLite.
-        let found =
-            self.get_item(item::run_key(run_id))
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: ItemKind::Run,
-                    key: run_id.to_string(),
-                })?;
+        let found = self.run_item(run_id).await?;
         let current = item::run_from_item(&found)?;
         let next = records::transitioned_run(&current, transition, &self.retention)?;
         let mut encoded = item::run_item(&next)?;
