@@ -199,7 +199,10 @@ async fn an_offloaded_payload_costs_the_same_item_units_whatever_its_size() {
             .values()
             .all(|c| c.s3_puts + c.s3_gets == 0)
     );
-    assert!(measured["300KB"]["createRun"].wru > 100.0 * measured["1MB"]["createRun"].wru);
+    // A 300 KB input inline costs about a unit per KB (it lives in its own item); by
+    // reference, a few units whatever its size.
+    assert!(measured["300KB"]["createRun"].wru >= 290.0);
+    assert!(measured["300KB"]["createRun"].wru > 20.0 * measured["1MB"]["createRun"].wru);
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
