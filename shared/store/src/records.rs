@@ -182,12 +182,16 @@ pub(crate) fn check_run_guard(run: &WorkflowRun, guard: &RunGuard) -> Result<(),
     }
 }
 
+/// Whether `step` is running at `attempt` under the lease token `owner`.
+pub(crate) fn holds_lease(step: &StepExecution, attempt: u32, owner: &str) -> bool {
+    step.status == StepStatus::Running
+        && step.attempt == attempt
+        && step.lease.as_ref().is_some_and(|l| l.owner == owner)
+}
+
 /// Checks that `lease` is still held on `step`, as a commit's condition does.
 pub(crate) fn check_lease(step: &StepExecution, lease: &LeaseFence) -> Result<(), StoreError> {
-    let held = step.status == StepStatus::Running
-        && step.attempt == lease.attempt
-        && step.lease.as_ref().is_some_and(|l| l.owner == lease.owner);
-    if held {
+    if holds_lease(step, lease.attempt, &lease.owner) {
         Ok(())
     } else {
         Err(conflict(
@@ -247,13 +251,7 @@ pub(crate) fn committed_step(
         return Ok(None);
     }
     let key = step_key(&commit.run_id, &commit.step_id);
-    let holds_lease = current.status == StepStatus::Running
-        && current.attempt == commit.attempt
-        && current
-            .lease
-            .as_ref()
-            .is_some_and(|lease| lease.owner == commit.lease_owner);
-    if !holds_lease {
+    if !holds_lease(current, commit.attempt, &commit.lease_owner) {
         return Err(conflict(
             ItemKind::Step,
             key,

@@ -26,7 +26,7 @@ use super::{DynamoDbStore, Updated, conflict};
 use crate::error::{ItemKind, StoreError};
 use crate::model::{StepStatus, to_millis};
 use crate::records::{self, step_key};
-use crate::store::{NewStep, StepCommit, StepOutcome, Successor};
+use crate::store::{NewStep, StepCommit, StepOutcome, Store, Successor};
 
 impl DynamoDbStore {
     pub(super) async fn commit(&self, commit: &StepCommit) -> Result<(), StoreError> {
@@ -69,14 +69,8 @@ impl DynamoDbStore {
         if self.put_item(output.clone(), Some(&condition)).await? {
             return Ok(());
         }
-        let step = self.get_step_item(commit).await?;
-        let holds_lease = step.status == StepStatus::Running
-            && step.attempt == commit.attempt
-            && step
-                .lease
-                .as_ref()
-                .is_some_and(|lease| lease.owner == commit.lease_owner);
-        if holds_lease {
+        let step = self.get_step(&commit.run_id, &commit.step_id).await?;
+        if records::holds_lease(&step, commit.attempt, &commit.lease_owner) {
             self.put_item(output, None).await?;
             return Ok(());
         }
@@ -85,19 +79,6 @@ impl DynamoDbStore {
             step_key(&commit.run_id, &commit.step_id),
             "the lease was lost: another worker claimed or finished the step",
         ))
-    }
-
-    async fn get_step_item(&self, commit: &StepCommit) -> Result<crate::StepExecution, StoreError> {
-        match self
-            .get_item(item::step_key(&commit.run_id, &commit.step_id))
-            .await?
-        {
-            Some(found) => item::step_from_item(&found),
-            None => Err(StoreError::NotFound {
-                kind: ItemKind::Step,
-                key: step_key(&commit.run_id, &commit.step_id),
-            }),
-        }
     }
 
     /// The commit point. `Ok` also when the step is found as this very commit left it.
@@ -148,37 +129,31 @@ impl DynamoDbStore {
         successor: &Successor,
     ) -> Result<(), StoreError> {
         let key = item::step_key(&commit.run_id, &successor.step_id);
-        if successor.parents_total <= 1 {
-            let mut step = records::new_step(
-                &commit.run_id,
-                &NewStep {
-                    step_id: successor.step_id.clone(),
-                    execution_index: successor.execution_index,
-                    status: StepStatus::Ready,
-                    parents_total: successor.parents_total,
-                    not_before: None,
+        let single = successor.parents_total <= 1;
+        let mut step = records::new_step(
+            &commit.run_id,
+            &NewStep {
+                step_id: successor.step_id.clone(),
+                execution_index: successor.execution_index,
+                status: if single {
+                    StepStatus::Ready
+                } else {
+                    StepStatus::Pending
                 },
-                commit.at,
-                &self.retention,
-            );
+                parents_total: successor.parents_total,
+                not_before: None,
+            },
+            commit.at,
+            &self.retention,
+        );
+        if single {
             step.parents_done.insert(commit.step_id.clone());
             // Already there: told by an earlier try, or redriven. Either way it stands.
             self.put_item(item::step_item(&step)?, Some(&Expr::absent()))
                 .await?;
             return Ok(());
         }
-        let template = item::step_item(&records::new_step(
-            &commit.run_id,
-            &NewStep {
-                step_id: successor.step_id.clone(),
-                execution_index: successor.execution_index,
-                status: StepStatus::Pending,
-                parents_total: successor.parents_total,
-                not_before: None,
-            },
-            commit.at,
-            &self.retention,
-        ))?;
+        let template = item::step_item(&step)?;
         let mut expr = Expr::default();
         expr.add(
             "parentsDone",
