@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tracing::{debug, warn};
+use tracing::debug;
 use wf_store::{
     ErrorInfo, RunGuard, StepCommit, StepExecution, StepOutcome, StepStatus, StoreError, Successor,
     WorkflowRun,
@@ -25,7 +25,7 @@ use crate::workflow::{Node, Workflow};
 
 use super::finish::Cancelled;
 use super::task::holds_lease;
-use super::{COMMIT_TRIES, Executor, run_error, signal_key, to_std};
+use super::{Executor, retry_transient, run_error, signal_key, to_std};
 
 /// A commit and the successors left out of it (created when their task arrives).
 struct Plan<'w> {
@@ -161,18 +161,7 @@ impl Executor {
     /// Commits, retrying transient failures while the lease is ours: a redelivered task
     /// could not claim the step again until the lease lapsed.
     pub(super) async fn commit_with_retries(&self, commit: &StepCommit) -> Result<(), StoreError> {
-        let mut tries = 0;
-        loop {
-            match self.store.commit_step(commit).await {
-                Err(error) if error.is_retryable() && tries < COMMIT_TRIES => {
-                    tries += 1;
-                    warn!(error = %error, tries, "commit contended; trying again");
-                    let jitter = fastrand::u64(0..=50 * u64::from(tries));
-                    tokio::time::sleep(Duration::from_millis(jitter)).await;
-                }
-                result => return result,
-            }
-        }
+        retry_transient("commit", || self.store.commit_step(commit)).await
     }
 
     pub(super) async fn after_commit(

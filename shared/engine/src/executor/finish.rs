@@ -11,6 +11,8 @@
 //! - A step is cancelled from `RUNNING` only by the holder of its lease or once the lease
 //!   has lapsed; a live worker learns of the end at its commit.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{info, warn};
@@ -19,13 +21,10 @@ use wf_store::{
     StepStatus, StepTransition, StoreError, WorkflowRun,
 };
 
+use crate::dispatch::StepTask;
 use crate::error::EngineError;
 use crate::telemetry::Event;
 use crate::workflow::Workflow;
-
-use std::time::Duration;
-
-use crate::dispatch::StepTask;
 
 use super::{Executor, RUN_TRANSITION_TRIES, outputs_by_step, to_std};
 
@@ -276,7 +275,7 @@ impl Executor {
         let leaves: Vec<StepId> = workflow.leaves().map(|n| n.id.clone()).collect();
         for leaf in &leaves {
             match self.store.get_step(run_id, leaf).await {
-                Ok(step) if step.counts_done => {}
+                Ok(step) if Self::flowed_on(workflow, &step) => {}
                 Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(false),
                 Err(error) => return Err(error.into()),
             }

@@ -142,6 +142,28 @@ fn outputs_by_step(ids: &[StepId], outputs: Vec<wf_store::StepOutput>) -> Value 
 /// leaves a lease nobody holds, which lapses before the sweep runs the step.
 const COMMIT_TRIES: u32 = 12;
 
+/// Calls `write` again while it fails transiently, up to [`COMMIT_TRIES`] times, with a
+/// jitter that grows with the tries. Claims and commits repeat under one lease token, so
+/// a try whose earlier answer was lost meets its own write, and the caller recognises it.
+async fn retry_transient<T, F, Fut>(what: &str, mut write: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        match write().await {
+            Err(error) if error.is_retryable() && tries < COMMIT_TRIES => {
+                tries += 1;
+                warn!(error = %error, tries, "{what} failed transiently; trying again");
+                let jitter = fastrand::u64(0..=50 * u64::from(tries));
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// How many times a contended run transition is re-read and tried again.
 const RUN_TRANSITION_TRIES: u32 = 8;
 
@@ -241,10 +263,10 @@ impl Executor {
                         if let Ok(step) = self.store.get_step(&run_id, &root.step_id).await
                             && step.status == StepStatus::Ready
                         {
-                            waiting.push(root);
+                            waiting.push(root.step_id.clone());
                         }
                     }
-                    self.dispatch_roots(&run_id, &waiting).await;
+                    self.dispatch_roots(&run_id, waiting).await;
                 }
                 return Ok(Started {
                     run: existing,
@@ -254,7 +276,7 @@ impl Executor {
             Err(error) => return Err(error.into()),
         };
         info!(run_id = %run.run_id, workflow_id = %run.workflow_id, "run started");
-        self.dispatch_roots(&run_id, &roots.iter().collect::<Vec<_>>())
+        self.dispatch_roots(&run_id, roots.into_iter().map(|root| root.step_id))
             .await;
         Ok(Started {
             run,
@@ -264,12 +286,12 @@ impl Executor {
 
     /// Dispatches the first steps of a run. The run is accepted once written: a failed
     /// dispatch is recovered by the sweep.
-    async fn dispatch_roots(&self, run_id: &RunId, roots: &[&NewStep]) {
+    async fn dispatch_roots(&self, run_id: &RunId, roots: impl IntoIterator<Item = StepId>) {
         let tasks: Vec<StepTask> = roots
-            .iter()
-            .map(|step| StepTask {
+            .into_iter()
+            .map(|step_id| StepTask {
                 run_id: *run_id,
-                step_id: step.step_id.clone(),
+                step_id,
                 attempt: 1,
             })
             .collect();

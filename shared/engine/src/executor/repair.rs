@@ -44,6 +44,19 @@ impl Executor {
         }
     }
 
+    /// Whether `step` finished and flowed on to its successors: completed, skipped, or
+    /// failed with `continue_on_error`. Derived from its status and the definition (not
+    /// the stored `countsDone`, which steps committed by an older version lack).
+    pub(super) fn flowed_on(workflow: &Workflow, step: &StepExecution) -> bool {
+        match step.status {
+            StepStatus::Completed | StepStatus::Skipped => true,
+            StepStatus::Failed => workflow
+                .node(&step.step_id)
+                .is_some_and(|(_, node)| node.config.continue_on_error),
+            _ => false,
+        }
+    }
+
     /// Whether `step` stopped its run: failed without `continue_on_error`.
     pub(super) fn stops_the_run(node: &Node, step: &StepExecution) -> bool {
         step.status == StepStatus::Failed && !node.config.continue_on_error
@@ -86,7 +99,7 @@ impl Executor {
         if Self::stops_the_run(node, step) {
             self.fail_if_stopped(run, workflow, std::slice::from_ref(step))
                 .await?;
-        } else if step.counts_done {
+        } else if Self::flowed_on(workflow, step) {
             // Its commit may have been cut short after the step update, before its
             // successors were told or dispatched: send their tasks again (a task for a
             // step not yet due, or already run, is dropped; one whose telling was lost

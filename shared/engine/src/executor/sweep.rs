@@ -97,7 +97,7 @@ impl Executor {
             .collect();
         let done: HashSet<&StepId> = steps
             .iter()
-            .filter(|s| s.counts_done)
+            .filter(|s| Self::flowed_on(&workflow, s))
             .map(|s| &s.step_id)
             .collect();
         let mut gaps: HashSet<&StepId> = HashSet::new();
@@ -131,7 +131,7 @@ impl Executor {
                 };
                 scheduled.push((task, delay));
             }
-            if step.counts_done
+            if done.contains(&step.step_id)
                 && let Some((index, _)) = workflow.node(&step.step_id)
             {
                 // A successor whose parents all flowed on but which is missing or still

@@ -18,7 +18,7 @@ use crate::telemetry::Event;
 use crate::workflow::{Node, NodeKind, Workflow};
 
 use super::finish::Cancelled;
-use super::{Executor, after, error_info, outputs_by_step, signal_key, to_std};
+use super::{Executor, after, error_info, outputs_by_step, retry_transient, signal_key, to_std};
 
 impl Executor {
     /// Executes a task, then, while exactly one successor is ready and `budget` (the time
@@ -181,26 +181,14 @@ impl Executor {
             Some(step) => Ok(step),
             None => self.store.get_step(&task.run_id, &task.step_id).await,
         };
-        let step = match step {
-            Ok(step) => step,
-            Err(StoreError::NotFound { .. }) => {
-                match self.materialize(run, workflow, index, node).await? {
-                    Some(step) => step,
-                    None => return Ok(None),
-                }
-            }
+        match step {
+            // Absent, or a pending join of an open run: maybe a parent's telling was lost.
+            Err(StoreError::NotFound { .. }) => {}
+            Ok(step) if step.status == StepStatus::Pending && !run.status.is_terminal() => {}
+            Ok(step) => return Ok(Some(step)),
             Err(error) => return Err(error.into()),
-        };
-        let step = if step.status == StepStatus::Pending && !run.status.is_terminal() {
-            // A join whose last parent's telling was lost: ready it from its parents.
-            match self.materialize(run, workflow, index, node).await? {
-                Some(step) => step,
-                None => return Ok(None),
-            }
-        } else {
-            step
-        };
-        Ok(Some(step))
+        }
+        self.materialize(run, workflow, index, node).await
     }
 
     /// Claims, retrying transient failures with the same lease token: a claim applied but
@@ -208,17 +196,7 @@ impl Executor {
     /// conflict path below sees our lease), instead of leaving the step under a lease
     /// nobody holds until it lapses.
     async fn claim_with_retries(&self, claim: &StepClaim) -> Result<StepExecution, StoreError> {
-        let mut tries = 0;
-        loop {
-            match self.store.claim_step(claim).await {
-                Err(error) if error.is_retryable() && tries < super::COMMIT_TRIES => {
-                    tries += 1;
-                    let jitter = fastrand::u64(0..=50 * u64::from(tries));
-                    tokio::time::sleep(Duration::from_millis(jitter)).await;
-                }
-                result => return result,
-            }
-        }
+        retry_transient("claim", || self.store.claim_step(claim)).await
     }
 
     /// `NoTimeToStart` unless a task node's timeout and the margin fit before `deadline`:
@@ -423,7 +401,7 @@ impl Executor {
     pub(super) async fn materialize(
         &self,
         run: &WorkflowRun,
-        _workflow: &Workflow,
+        workflow: &Workflow,
         index: usize,
         node: &Node,
     ) -> Result<Option<StepExecution>, EngineError> {
@@ -432,7 +410,7 @@ impl Executor {
         }
         for parent in &node.parents {
             match self.store.get_step(&run.run_id, parent).await {
-                Ok(step) if step.counts_done => {}
+                Ok(step) if Self::flowed_on(workflow, &step) => {}
                 Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(None),
                 Err(error) => return Err(error.into()),
             }
