@@ -57,6 +57,7 @@ pub(crate) async fn finished_run(
                 owner: owner.clone(),
                 now: at,
                 lease_until: at + TimeDelta::seconds(60),
+                if_absent: None,
             })
             .await
             .unwrap();

@@ -119,6 +119,7 @@ async fn costs(store: &OffloadStore, meter: &Meter, bytes: usize) -> BTreeMap<&'
             owner: "w".into(),
             now: at,
             lease_until: at + Duration::seconds(60),
+            if_absent: None,
         })
         .await
         .unwrap();

@@ -80,6 +80,8 @@ mod conformance {
         duplicate_commit_conflicts_and_changes_nothing,
         retrying_and_waiting_commits_park_the_step,
         a_commit_after_a_cancel_request_conflicts_and_writes_nothing,
+        a_claim_may_create_an_absent_step,
+        a_guarded_create_applies_only_while_the_run_is_unchanged,
         a_large_input_survives_every_read_and_write_of_its_run,
         outputs_load_in_batches,
         state_entries_set_get_delete_has_all,

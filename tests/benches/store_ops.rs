@@ -76,6 +76,7 @@ async fn one_run(store: &dyn Store, ddb: Option<&DynamoDbStore>, tally: &mut Tal
         owner: "bench".into(),
         now,
         lease_until: now + TimeDelta::seconds(60),
+        if_absent: None,
     };
     let (started, before) = (Instant::now(), ddb.map(DynamoDbStore::capacity));
     store.claim_step(&claim).await.unwrap();

@@ -260,6 +260,7 @@ mod tests {
             owner: "w".into(),
             now: at,
             lease_until: at + Duration::seconds(30),
+            if_absent: None,
         };
         store.claim_step(&claim).await.unwrap();
         store

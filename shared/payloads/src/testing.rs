@@ -66,6 +66,7 @@ fn claim(run_id: RunId, at: DateTime<Utc>) -> StepClaim {
         owner: "w".into(),
         now: at,
         lease_until: at + Duration::seconds(60),
+        if_absent: None,
     }
 }
 

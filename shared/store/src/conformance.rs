@@ -44,6 +44,8 @@ macro_rules! conformance_suite {
             claim_race_exactly_one_wins,
             claim_fails_while_lease_is_held_and_succeeds_after_it_lapses,
             claim_with_wrong_attempt_conflicts,
+            a_claim_may_create_an_absent_step,
+            a_guarded_create_applies_only_while_the_run_is_unchanged,
             commit_writes_status_output_successors_and_progress,
             fan_in_successor_is_ready_only_after_every_parent,
             duplicate_commit_conflicts_and_changes_nothing,
@@ -132,6 +134,7 @@ fn claim(run: &WorkflowRun, id: &str, attempt: u32, owner: &str, now: DateTime<U
         owner: owner.into(),
         now,
         lease_until: now + TimeDelta::seconds(30),
+        if_absent: None,
     }
 }
 
@@ -325,6 +328,7 @@ pub async fn missing_items_are_not_found(store: &dyn Store) {
         owner: "w".into(),
         now: t(0),
         lease_until: t(1),
+        if_absent: None,
     };
     assert!(
         store
@@ -488,6 +492,151 @@ pub async fn claim_with_wrong_attempt_conflicts(store: &dyn Store) {
     );
     let step_a = store.get_step(&run.run_id, &step("a")).await.unwrap();
     assert_eq!(step_a.status, StepStatus::Ready);
+}
+
+pub async fn a_claim_may_create_an_absent_step(store: &dyn Store) {
+    // GIVEN a run with a ready step `a` and no step `b`
+    let run = run_with_ready_step(store, t(0)).await;
+    let unborn = NewStep {
+        step_id: step("b"),
+        execution_index: 1,
+        status: StepStatus::Pending,
+        parents_total: 1,
+        not_before: None,
+    };
+    let creating = |owner: &str, at| StepClaim {
+        if_absent: Some(unborn.clone()),
+        ..claim(&run, "b", 1, owner, at)
+    };
+    // WHEN `b` is claimed without leave to create it THEN it is not found
+    assert!(matches!(
+        store.claim_step(&claim(&run, "b", 1, "w", t(1))).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // WHEN claimed with leave THEN it is created running under the claim's lease
+    let created = store.claim_step(&creating("w", t(1))).await.unwrap();
+    assert_eq!(created.status, StepStatus::Running);
+    assert_eq!(created.attempt, 1);
+    assert_eq!(created.execution_index, 1);
+    assert_eq!(created.parents_total, 1);
+    assert_eq!(created.lease.as_ref().map(|l| l.owner.as_str()), Some("w"));
+    assert_eq!(created.started_at, Some(t(1)));
+    assert_eq!(
+        store.get_step(&run.run_id, &step("b")).await.unwrap(),
+        created
+    );
+    // AND a second claim that may create it meets the live lease
+    assert_conflict(
+        store.claim_step(&creating("v", t(2))).await,
+        "a claim of a step created and leased",
+    );
+    // AND a claim that may create an existing ready step only claims it
+    let existing = StepClaim {
+        if_absent: Some(NewStep {
+            step_id: step("a"),
+            execution_index: 9,
+            ..unborn.clone()
+        }),
+        ..claim(&run, "a", 1, "w", t(3))
+    };
+    let claimed = store.claim_step(&existing).await.unwrap();
+    assert_eq!(claimed.status, StepStatus::Running);
+    assert_eq!(claimed.execution_index, 0);
+    assert_eq!(claimed.created_at, t(0));
+    // AND once `b` is committed, a claim that may create it conflicts and changes nothing
+    store
+        .commit_step(&commit(
+            &run,
+            "b",
+            "w",
+            StepOutcome::Completed { output: json!(1) },
+        ))
+        .await
+        .unwrap();
+    let committed = store.get_step(&run.run_id, &step("b")).await.unwrap();
+    assert_conflict(
+        store.claim_step(&creating("u", t(100_000))).await,
+        "a claim of a committed step",
+    );
+    assert_eq!(
+        store.get_step(&run.run_id, &step("b")).await.unwrap(),
+        committed
+    );
+}
+
+pub async fn a_guarded_create_applies_only_while_the_run_is_unchanged(store: &dyn Store) {
+    // GIVEN a run that was then cancelled
+    let run = run_with_ready_step(store, t(0)).await;
+    let cancel = RunTransition {
+        expected_status: RunStatus::Running,
+        expected_version: run.version,
+        status: RunStatus::Cancelled,
+        at: t(2),
+        output: None,
+        error: Some(ErrorInfo::new("cancelled", "cancelled by user")),
+    };
+    let ended = store.transition_run(&run.run_id, &cancel).await.unwrap();
+    let tombstone = NewStep {
+        step_id: step("b"),
+        execution_index: 1,
+        status: StepStatus::Cancelled,
+        parents_total: 1,
+        not_before: None,
+    };
+    // WHEN a step is created under the guard of the run as it was THEN the run conflicts
+    let stale = RunGuard {
+        status: run.status,
+        version: run.version,
+    };
+    assert!(matches!(
+        store
+            .create_step_guarded(&run.run_id, &tombstone, stale, t(3))
+            .await,
+        Err(StoreError::Conflict {
+            kind: crate::ItemKind::Run,
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.get_step(&run.run_id, &step("b")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // WHEN under the guard of the run as it ended THEN it is created, once
+    let guard = RunGuard {
+        status: ended.status,
+        version: ended.version,
+    };
+    let created = store
+        .create_step_guarded(&run.run_id, &tombstone, guard, t(3))
+        .await
+        .unwrap();
+    assert_eq!(created.status, StepStatus::Cancelled);
+    assert_eq!(
+        store.get_step(&run.run_id, &step("b")).await.unwrap(),
+        created
+    );
+    assert!(matches!(
+        store
+            .create_step_guarded(&run.run_id, &tombstone, guard, t(4))
+            .await,
+        Err(StoreError::Conflict {
+            kind: crate::ItemKind::Step,
+            ..
+        })
+    ));
+    // AND a claim that would have created it finds it cancelled
+    let creating = StepClaim {
+        if_absent: Some(tombstone.clone()),
+        ..claim(&run, "b", 1, "w", t(5))
+    };
+    assert_conflict(
+        store.claim_step(&creating).await,
+        "a claim of a cancelled step",
+    );
+    assert_eq!(
+        store.get_step(&run.run_id, &step("b")).await.unwrap(),
+        created
+    );
 }
 
 pub async fn commit_writes_status_output_successors_and_progress(store: &dyn Store) {

@@ -126,6 +126,20 @@ pub(crate) fn transitioned_run(
     Ok(run)
 }
 
+/// The step a claim with [`StepClaim::if_absent`] creates: the new step, ready, at the
+/// claim's time (then claimed like any ready step).
+pub(crate) fn absent_step(
+    claim: &StepClaim,
+    new: &NewStep,
+    retention: &Retention,
+) -> StepExecution {
+    let ready = NewStep {
+        status: StepStatus::Ready,
+        ..new.clone()
+    };
+    new_step(&claim.run_id, &ready, claim.now, retention)
+}
+
 pub(crate) fn claimed_step(
     current: &StepExecution,
     claim: &StepClaim,

@@ -155,6 +155,10 @@ pub struct StepClaim {
     pub now: DateTime<Utc>,
     /// When the lease lapses.
     pub lease_until: DateTime<Utc>,
+    /// For a step its parent's commit does not create (a single-parent successor): the
+    /// step to create, already claimed, if it does not exist yet. Saves the write that
+    /// would make it `Ready` first; its `status` is not used.
+    pub if_absent: Option<NewStep>,
 }
 
 /// A conditional step transition that needs no lease (wake a waiting step, cancel a
@@ -434,8 +438,10 @@ pub trait Store: Send + Sync + Debug {
 
     /// Claims a step for one attempt: succeeds only if the step's attempt equals the
     /// claim's and the step is `Ready` or `Retrying`, or `Running` under a lease that has
-    /// lapsed. Returns the step, now `Running` under the new lease. `Conflict` while
-    /// another lease is live or the step has moved on; `NotFound` if absent.
+    /// lapsed; or, with `if_absent`, if the step does not exist (it is created claimed,
+    /// at attempt 1). Returns the step, now `Running` under the new lease. `Conflict`
+    /// while another lease is live or the step has moved on; `NotFound` if absent and
+    /// not to be created.
     async fn claim_step(&self, claim: &StepClaim) -> Result<StepExecution, StoreError>;
 
     /// Moves a step from one of `transition.from` to a new status, without a lease.
@@ -456,6 +462,19 @@ pub trait Store: Send + Sync + Debug {
     /// step committed: calling again with the same commit recognises that (by
     /// `committed_by`) and completes the successors, so retrying is always safe.
     async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError>;
+
+    /// Creates a step while the run is as `guard` says: the clean-up of an ended run
+    /// records the successors nobody created yet as `Cancelled`, so that a claim that
+    /// would create one (see [`StepClaim::if_absent`]) finds it cancelled. `Conflict` of
+    /// kind `Run` if the guard fails, of kind `Step` if the step exists; nothing is
+    /// written then.
+    async fn create_step_guarded(
+        &self,
+        run_id: &RunId,
+        step: &NewStep,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<StepExecution, StoreError>;
 
     /// Asks a step running under a live lease to stop because its run ended: sets
     /// `cancel_requested`, so the worker's commit conflicts and it cancels the step

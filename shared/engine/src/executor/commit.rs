@@ -49,15 +49,18 @@ fn plan<'w>(
         StepOutcome::Failed { .. } => node.config.continue_on_error,
         _ => false,
     };
-    let mut successors: Vec<(usize, &Node)> = if flows_on {
+    let successors: Vec<(usize, &Node)> = if flows_on {
         workflow.successors_of(index).collect()
     } else {
         Vec::new()
     };
-    // Fan-in successors must be in the commit; single-parent ones beyond the
-    // transaction limit are created when their task arrives (see `materialize`).
-    successors.sort_by_key(|(_, n)| std::cmp::Reverse(n.parents.len()));
-    let in_commit: Vec<Successor> = successors
+    // Fan-in successors are told by the commit, as many as one commit holds; the others
+    // are created by their own claim when their task arrives (see `unborn` and
+    // `materialize`), which saves a write per step.
+    let (joins, singles): (Vec<_>, Vec<_>) = successors
+        .into_iter()
+        .partition(|(_, n)| n.parents.len() > 1);
+    let in_commit: Vec<Successor> = joins
         .iter()
         .take(wf_store::MAX_SUCCESSORS_PER_COMMIT)
         .map(|(i, n)| Successor {
@@ -66,9 +69,10 @@ fn plan<'w>(
             parents_total: u32::try_from(n.parents.len()).unwrap_or(u32::MAX),
         })
         .collect();
-    let lazy = successors
+    let lazy = joins
         .iter()
         .skip(wf_store::MAX_SUCCESSORS_PER_COMMIT)
+        .chain(&singles)
         .map(|(_, n)| *n)
         .collect();
     let commit = StepCommit {
@@ -145,8 +149,12 @@ impl Executor {
                         status: current.status,
                         version: current.version,
                     };
+                    // Only this worker may cancel the step before its lease lapses: a
+                    // transient failure is tried again rather than left to a re-look.
                     if !holds_lease
-                        || self.cancel_step(&step, now, guard, true).await? == Cancelled::Done
+                        || retry_transient("cancel", || self.cancel_step(&step, now, guard, true))
+                            .await?
+                            == Cancelled::Done
                     {
                         return Ok((Vec::new(), Duration::ZERO));
                     }
@@ -234,18 +242,6 @@ impl Executor {
         let mut ready = Vec::new();
         let mut next_timeout = Duration::ZERO;
         for successor in &commit.successors {
-            if successor.parents_total <= 1 {
-                // Ready by this commit (or by its earlier try): no need to read it back.
-                next_timeout = workflow
-                    .node(&successor.step_id)
-                    .map_or(Duration::ZERO, |(_, n)| n.config.timeout);
-                ready.push(StepTask {
-                    run_id: run.run_id,
-                    step_id: successor.step_id.clone(),
-                    attempt: 1,
-                });
-                continue;
-            }
             let step = self.store.get_step(&run.run_id, &successor.step_id).await?;
             if step.status == StepStatus::Ready {
                 next_timeout = workflow
@@ -258,11 +254,14 @@ impl Executor {
                 });
             }
         }
-        ready.extend(lazy.iter().map(|n| StepTask {
-            run_id: run.run_id,
-            step_id: n.id.clone(),
-            attempt: 1,
-        }));
+        for node in lazy {
+            next_timeout = node.config.timeout;
+            ready.push(StepTask {
+                run_id: run.run_id,
+                step_id: node.id.clone(),
+                attempt: 1,
+            });
+        }
         if ready.is_empty() {
             self.finish_if_done(&run.run_id, workflow).await?;
         }

@@ -11,13 +11,14 @@
 //! - A step is cancelled from `RUNNING` only by the holder of its lease or once the lease
 //!   has lapsed; a live worker learns of the end at its commit.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{info, warn};
 use wf_store::{
-    ErrorInfo, ItemKind, RunGuard, RunId, RunStatus, RunTransition, StepExecution, StepId,
+    ErrorInfo, ItemKind, NewStep, RunGuard, RunId, RunStatus, RunTransition, StepExecution, StepId,
     StepStatus, StepTransition, StoreError, WorkflowRun,
 };
 
@@ -27,6 +28,35 @@ use crate::telemetry::Event;
 use crate::workflow::Workflow;
 
 use super::{Executor, RUN_TRANSITION_TRIES, outputs_by_step, to_std};
+
+/// An open step of an ended run, as the clean-up finds it.
+#[derive(Debug, Clone, Copy)]
+enum Open<'a> {
+    /// Stored.
+    Stored(&'a StepExecution),
+    /// Not created yet: a single-parent successor of a step that flowed on.
+    Unborn(&'a NewStep),
+}
+
+/// The single-parent successors of `steps` that flowed on, not among `steps`: created by
+/// their own claim, they have no item until then. Described as cancelled.
+fn unborn_successors(workflow: &Workflow, steps: &[StepExecution]) -> Vec<NewStep> {
+    let present: HashSet<&StepId> = steps.iter().map(|step| &step.step_id).collect();
+    steps
+        .iter()
+        .filter(|step| Executor::flowed_on(workflow, step))
+        .filter_map(|step| workflow.node(&step.step_id))
+        .flat_map(|(index, _)| workflow.successors_of(index))
+        .filter(|(_, node)| node.parents.len() == 1 && !present.contains(&node.id))
+        .map(|(index, node)| NewStep {
+            step_id: node.id.clone(),
+            execution_index: u32::try_from(index).unwrap_or(u32::MAX),
+            status: StepStatus::Cancelled,
+            parents_total: 1,
+            not_before: None,
+        })
+        .collect()
+}
 
 /// What a guarded cancel found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,7 +255,9 @@ impl Executor {
     }
 
     /// Cancels every open step of an ended run, one by one, each under a guard on the run
-    /// as it ended. Stops as soon as a guard meets a reopened run.
+    /// as it ended, and records the successors not created yet as cancelled, so that the
+    /// claim that would create one finds it cancelled. Stops as soon as a guard meets a
+    /// reopened run.
     async fn cancel_open_steps(&self, ended: &WorkflowRun) -> Result<(), EngineError> {
         let now = self.clock.now();
         let guard = RunGuard {
@@ -242,14 +274,24 @@ impl Executor {
             }
             steps = self.store.list_steps(&ended.run_id).await;
         }
+        let steps = steps?;
+        let unborn = self
+            .registry
+            .get(&ended.workflow_id, &ended.workflow_version)
+            .map(|workflow| unborn_successors(&workflow, &steps))
+            .unwrap_or_default();
+        let open = steps
+            .iter()
+            .map(Open::Stored)
+            .chain(unborn.iter().map(Open::Unborn));
         let mut failed = None;
-        for step in steps? {
-            let mut outcome = self.cancel_step(&step, now, guard, false).await;
+        for step in open {
+            let mut outcome = self.cancel_open(&ended.run_id, step, now, guard).await;
             for _ in 0..RUN_TRANSITION_TRIES {
                 if !matches!(&outcome, Err(error) if error.is_retryable()) {
                     break;
                 }
-                outcome = self.cancel_step(&step, now, guard, false).await;
+                outcome = self.cancel_open(&ended.run_id, step, now, guard).await;
             }
             match outcome {
                 Ok(Cancelled::RunChanged) => {
@@ -263,6 +305,38 @@ impl Executor {
         failed.map_or(Ok(()), Err)
     }
 
+    /// Cancels one open step of an ended run; see `cancel_open_steps`.
+    async fn cancel_open(
+        &self,
+        run_id: &RunId,
+        step: Open<'_>,
+        now: DateTime<Utc>,
+        guard: RunGuard,
+    ) -> Result<Cancelled, EngineError> {
+        let stored = match step {
+            Open::Stored(step) => return self.cancel_step(step, now, guard, false).await,
+            Open::Unborn(step) => {
+                match self
+                    .store
+                    .create_step_guarded(run_id, step, guard, now)
+                    .await
+                {
+                    Ok(_) => return Ok(Cancelled::Done),
+                    Err(StoreError::Conflict {
+                        kind: ItemKind::Run,
+                        ..
+                    }) => return Ok(Cancelled::RunChanged),
+                    // Created meanwhile by its claim (or by our own try, whose answer was
+                    // lost): cancel it as it stands.
+                    Err(StoreError::Conflict { .. }) => {
+                        self.store.get_step(run_id, &step.step_id).await?
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        };
+        self.cancel_step(&stored, now, guard, false).await
+    }
     /// Completes the run if every step is done; its output is its leaves' output. A run
     /// whose output is too large to store fails with `run_output_too_large` instead.
     pub(super) async fn finish_if_done(

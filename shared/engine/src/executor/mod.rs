@@ -142,18 +142,36 @@ fn outputs_by_step(ids: &[StepId], outputs: Vec<wf_store::StepOutput>) -> Value 
 /// leaves a lease nobody holds, which lapses before the sweep runs the step.
 const COMMIT_TRIES: u32 = 12;
 
+/// An error after which the same call may succeed.
+trait Transient: std::fmt::Display {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for StoreError {
+    fn is_transient(&self) -> bool {
+        self.is_retryable()
+    }
+}
+
+impl Transient for EngineError {
+    fn is_transient(&self) -> bool {
+        self.is_retryable()
+    }
+}
+
 /// Calls `write` again while it fails transiently, up to [`COMMIT_TRIES`] times, with a
 /// jitter that grows with the tries. Claims and commits repeat under one lease token, so
 /// a try whose earlier answer was lost meets its own write, and the caller recognises it.
-async fn retry_transient<T, F, Fut>(what: &str, mut write: F) -> Result<T, StoreError>
+async fn retry_transient<T, E, F, Fut>(what: &str, mut write: F) -> Result<T, E>
 where
+    E: Transient,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     let mut tries = 0;
     loop {
         match write().await {
-            Err(error) if error.is_retryable() && tries < COMMIT_TRIES => {
+            Err(error) if error.is_transient() && tries < COMMIT_TRIES => {
                 tries += 1;
                 warn!(error = %error, tries, "{what} failed transiently; trying again");
                 let jitter = fastrand::u64(0..=50 * u64::from(tries));

@@ -1,6 +1,6 @@
 //! Recovery: the scheduled sweep and `wf resume` dispatch stranded work again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -100,6 +100,8 @@ impl Executor {
             .filter(|s| Self::flowed_on(&workflow, s))
             .map(|s| &s.step_id)
             .collect();
+        let finished_at: HashMap<&StepId, DateTime<Utc>> =
+            steps.iter().map(|s| (&s.step_id, s.updated_at)).collect();
         let mut gaps: HashSet<&StepId> = HashSet::new();
         let mut scheduled: Vec<(StepTask, Duration)> = Vec::new();
         for step in &steps {
@@ -138,7 +140,14 @@ impl Executor {
                 // pending (a lost task, or a commit cut short before it told its
                 // successors): its task readies it from its parents.
                 for (_, successor) in workflow.successors_of(index) {
-                    let due = successor.parents.iter().all(|p| done.contains(p));
+                    // The sweep waits as for a ready step: until then its task is
+                    // probably under way (a single-parent step is created by its claim).
+                    let due = successor.parents.iter().all(|p| {
+                        done.contains(p)
+                            && stale_before.is_none_or(|stale| {
+                                finished_at.get(p).is_some_and(|at| *at <= stale)
+                            })
+                    });
                     if due && !existing.contains(&successor.id) && gaps.insert(&successor.id) {
                         let task = StepTask {
                             run_id: run.run_id,

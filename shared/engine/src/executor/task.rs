@@ -20,6 +20,15 @@ use crate::workflow::{Node, NodeKind, Workflow};
 use super::finish::Cancelled;
 use super::{Executor, after, error_info, outputs_by_step, retry_transient, signal_key, to_std};
 
+/// Where a task's step stands.
+enum Located {
+    /// As stored.
+    Stored(Box<StepExecution>),
+    /// Not created yet and due (its parent flowed on): its claim creates it. `input`: its
+    /// parent's output, if read on the way.
+    Unborn { step: NewStep, input: Option<Value> },
+}
+
 impl Executor {
     /// Executes a task, then, while exactly one successor is ready and `budget` (the time
     /// left in this invocation) allows, chains it here instead of dispatching it. Without a
@@ -82,47 +91,46 @@ impl Executor {
             }
             return Ok(nothing);
         };
-        let Some(step) = self.locate_step(task, &run, &workflow, index, node).await? else {
-            return Ok(nothing);
-        };
-        if step.status.is_terminal() || task.attempt != step.attempt {
-            debug!(status = %step.status, "duplicate or stale task; dropped");
-            if step.status.is_terminal() && !run.status.is_terminal() {
-                // A redelivery after a commit whose follow-up did not happen (the
-                // process died, the run transition failed): finish that follow-up.
-                self.follow_up_terminal_step(&run, &workflow, node, &step)
-                    .await?;
-            }
-            return Ok(nothing);
-        }
-        if run.status.is_terminal() {
-            let guard = RunGuard {
-                status: run.status,
-                version: run.version,
+        let (attempt, woke, if_absent, input) =
+            match self.locate_step(task, &run, &workflow, index, node).await? {
+                None => return Ok(nothing),
+                Some(Located::Stored(step)) => {
+                    let Some(step) = self
+                        .admit_stored(task, &run, &workflow, node, *step, now)
+                        .await?
+                    else {
+                        return Ok(nothing);
+                    };
+                    // A parked node's item gets its wake time only when it parks (its
+                    // first run has none) and keeps it through the wake: so it woke iff
+                    // it has one. Comparing the wake time with this worker's clock would
+                    // re-park the whole duration when this clock runs behind the waker's.
+                    (step.attempt, step.not_before.is_some(), None, None)
+                }
+                Some(Located::Unborn { step, input }) => {
+                    if run.status.is_terminal() || task.attempt != 1 {
+                        // The clean-up of the ended run records it cancelled.
+                        debug!("task for a step never created, of an ended run or stale; dropped");
+                        return Ok(nothing);
+                    }
+                    (1, false, Some(step), input)
+                }
             };
-            if self.cancel_step(&step, now, guard, false).await? == Cancelled::RunChanged {
-                // Redriven since we read it: look at the task again.
-                self.redispatch_at(task, None, now).await?;
-            }
-            return Ok(nothing);
-        }
-        let Some(step) = self.admit(task, &run, node, step, now).await? else {
-            return Ok(nothing);
-        };
         self.check_time_to_start(node, deadline)?;
         let claim = StepClaim {
             run_id: run.run_id,
-            step_id: step.step_id.clone(),
-            attempt: step.attempt,
+            step_id: task.step_id.clone(),
+            attempt,
             owner: ulid::Ulid::new().to_string(),
             now,
             lease_until: after(now, node.config.timeout + self.config.lease_margin),
+            if_absent,
         };
         let claimed = match self.claim_with_retries(&claim).await {
             Ok(step) => step,
             Err(StoreError::Conflict { .. }) => {
                 // A retry after a lost answer meets its own claim: the lease is ours.
-                let current = self.store.get_step(&run.run_id, &step.step_id).await?;
+                let current = self.store.get_step(&run.run_id, &task.step_id).await?;
                 if !holds_lease(&current, claim.attempt, &claim.owner) {
                     if current.status.is_terminal() {
                         // Our look was stale: the step had finished. Its follow-up may
@@ -147,15 +155,51 @@ impl Executor {
         }
         let clock_start = tokio::time::Instant::now();
         let outcome = self
-            .run_node(&run, &workflow, node, &step, &claimed, now)
+            .run_node(&run, &workflow, node, woke, input, &claimed, now)
             .await?;
         let duration_ms = u64::try_from(clock_start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.finish_attempt(&run, &workflow, index, node, &claimed, outcome, duration_ms)
             .await
     }
 
+    /// What a task does with its step as stored: a finished step's follow-up, a step of
+    /// an ended run cancelled, a parked one woken when due. `Some`: the step to claim.
+    async fn admit_stored(
+        &self,
+        task: &StepTask,
+        run: &WorkflowRun,
+        workflow: &Workflow,
+        node: &Node,
+        step: StepExecution,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StepExecution>, EngineError> {
+        if step.status.is_terminal() || task.attempt != step.attempt {
+            debug!(status = %step.status, "duplicate or stale task; dropped");
+            if step.status.is_terminal() && !run.status.is_terminal() {
+                // A redelivery after a commit whose follow-up did not happen (the
+                // process died, the run transition failed): finish that follow-up.
+                self.follow_up_terminal_step(run, workflow, node, &step)
+                    .await?;
+            }
+            return Ok(None);
+        }
+        if run.status.is_terminal() {
+            let guard = RunGuard {
+                status: run.status,
+                version: run.version,
+            };
+            if self.cancel_step(&step, now, guard, false).await? == Cancelled::RunChanged {
+                // Redriven since we read it: look at the task again.
+                self.redispatch_at(task, None, now).await?;
+            }
+            return Ok(None);
+        }
+        self.admit(task, run, node, step, now).await
+    }
+
     /// The task's step as it stands, made ready from its parents if they all finished but
-    /// it was never told (see `materialize`). `None`: nothing to do for this task.
+    /// it was never told (see `materialize`), or not created yet (see `unborn`). `None`:
+    /// nothing to do for this task.
     async fn locate_step(
         &self,
         task: &StepTask,
@@ -163,7 +207,7 @@ impl Executor {
         workflow: &Workflow,
         index: usize,
         node: &Node,
-    ) -> Result<Option<StepExecution>, EngineError> {
+    ) -> Result<Option<Located>, EngineError> {
         // A cheap, possibly stale look first. Claims and wakes are conditional writes that
         // a stale look only makes fail (and their conflict paths read again); everything
         // else decided from the look is decided again on a consistent read.
@@ -172,23 +216,66 @@ impl Executor {
             Err(StoreError::NotFound { .. }) => None,
             Err(error) => return Err(error.into()),
         };
-        let settled = peeked.filter(|step| {
-            !step.status.is_terminal()
-                && step.status != StepStatus::Pending
-                && step.attempt == task.attempt
-        });
-        let step = match settled {
-            Some(step) => Ok(step),
-            None => self.store.get_step(&task.run_id, &task.step_id).await,
+        let step = match peeked {
+            // Created by its own claim, whose condition is the check.
+            None if node.parents.len() == 1 => {
+                return self.unborn(run, workflow, index, node).await;
+            }
+            Some(step)
+                if !step.status.is_terminal()
+                    && step.status != StepStatus::Pending
+                    && step.attempt == task.attempt =>
+            {
+                Ok(step)
+            }
+            _ => self.store.get_step(&task.run_id, &task.step_id).await,
         };
         match step {
+            Err(StoreError::NotFound { .. }) if node.parents.len() == 1 => {
+                return self.unborn(run, workflow, index, node).await;
+            }
             // Absent, or a pending join of an open run: maybe a parent's telling was lost.
             Err(StoreError::NotFound { .. }) => {}
             Ok(step) if step.status == StepStatus::Pending && !run.status.is_terminal() => {}
-            Ok(step) => return Ok(Some(step)),
+            Ok(step) => return Ok(Some(Located::Stored(Box::new(step)))),
             Err(error) => return Err(error.into()),
         }
-        self.materialize(run, workflow, index, node).await
+        Ok(self
+            .materialize(run, workflow, index, node)
+            .await?
+            .map(|step| Located::Stored(Box::new(step))))
+    }
+
+    /// A single-parent step not created yet: its parent's commit leaves it to its own
+    /// claim, which creates it (one write instead of two). Only once the parent flowed
+    /// on; the parent's output, read to check that, is the step's input.
+    async fn unborn(
+        &self,
+        run: &WorkflowRun,
+        workflow: &Workflow,
+        index: usize,
+        node: &Node,
+    ) -> Result<Option<Located>, EngineError> {
+        let [parent] = node.parents.as_slice() else {
+            return Ok(None);
+        };
+        let input = match self.store.load_output(&run.run_id, parent).await? {
+            // Only a step that completed or was skipped has an output: it flowed on.
+            Some(output) => Some(output.output),
+            None => match self.store.get_step(&run.run_id, parent).await {
+                Ok(step) if Self::flowed_on(workflow, &step) => None,
+                Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(None),
+                Err(error) => return Err(error.into()),
+            },
+        };
+        let step = NewStep {
+            step_id: node.id.clone(),
+            execution_index: u32::try_from(index).unwrap_or(u32::MAX),
+            status: StepStatus::Ready,
+            parents_total: 1,
+            not_before: None,
+        };
+        Ok(Some(Located::Unborn { step, input }))
     }
 
     /// Claims, retrying transient failures with the same lease token: a claim applied but
@@ -268,21 +355,25 @@ impl Executor {
     }
 
     /// Computes the outcome of a claimed attempt (runs the user's code for task steps).
+    /// `woke`: the node parked before and was woken; `input`: its input, if already read.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename them"
+    )]
     pub(super) async fn run_node(
         &self,
         run: &WorkflowRun,
         workflow: &Workflow,
         node: &Node,
-        before_claim: &StepExecution,
+        woke: bool,
+        input: Option<Value>,
         claimed: &StepExecution,
         now: DateTime<Utc>,
     ) -> Result<StepOutcome, EngineError> {
-        let input = self.step_input(run, workflow, node).await?;
-        // A parked node's item gets its wake time only when it parks (its first run has
-        // none), and keeps it through the wake: so it woke iff it has one. Comparing
-        // the wake time with this worker's clock would re-park the whole duration when
-        // this clock runs behind the waker's.
-        let woke = before_claim.not_before.is_some();
+        let input = match input {
+            Some(input) => input,
+            None => self.step_input(run, workflow, node).await?,
+        };
         let result = match &node.kind {
             NodeKind::Task { run: body, .. } => {
                 if let Some(condition) = &node.condition {

@@ -114,6 +114,12 @@ impl FaultBed {
         self.faults.inner()
     }
 
+    /// Stops the scheduled sweep: a scenario then asserts that every run ends without it
+    /// (a run that needed it is reported stuck), whatever the time tasks take.
+    pub fn stop_sweep(&self) {
+        self.sweeper.abort();
+    }
+
     /// Tasks the scheduled sweep dispatched so far.
     pub fn swept(&self) -> u32 {
         self.swept.load(Ordering::SeqCst)

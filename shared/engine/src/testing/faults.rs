@@ -305,6 +305,18 @@ impl Store for FaultyStore {
         self.read("peek_step", self.inner.peek_step(run_id, step_id))
             .await
     }
+    async fn create_step_guarded(
+        &self,
+        run_id: &RunId,
+        step: &NewStep,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<StepExecution, StoreError> {
+        self.write("create_step_guarded", || {
+            self.inner.create_step_guarded(run_id, step, guard, at)
+        })
+        .await
+    }
     async fn request_cancel(
         &self,
         run_id: &RunId,

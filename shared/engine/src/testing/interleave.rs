@@ -28,6 +28,7 @@ pub enum Call<'a> {
     ListSteps(&'a RunId),
     /// `claim_step`.
     ClaimStep(&'a StepClaim),
+    CreateStepGuarded(&'a NewStep),
 }
 
 type Matcher = Box<dyn Fn(&Call<'_>) -> bool + Send + Sync>;
@@ -147,7 +148,13 @@ pub(crate) fn run_to(status: RunStatus) -> impl Fn(&Call<'_>) -> bool + Send + S
 /// Matches a step transition of step `id` to `status`.
 pub(crate) fn step_to(id: &str, status: StepStatus) -> impl Fn(&Call<'_>) -> bool + Send + Sync {
     let id = id.to_owned();
-    move |call| matches!(call, Call::TransitionStep(t) if t.step_id.as_str() == id && t.status == status)
+    // A step nobody created yet gets its status by a guarded create (see
+    // `cancel_open_steps`): that write moves it too.
+    move |call| match call {
+        Call::TransitionStep(t) => t.step_id.as_str() == id && t.status == status,
+        Call::CreateStepGuarded(s) => s.step_id.as_str() == id && s.status == status,
+        _ => false,
+    }
 }
 
 #[async_trait]
@@ -160,6 +167,18 @@ impl Store for Interleave {
     }
     async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
         self.inner.get_run_head(run_id).await
+    }
+    async fn create_step_guarded(
+        &self,
+        run_id: &RunId,
+        step: &NewStep,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<StepExecution, StoreError> {
+        self.intercept(Call::CreateStepGuarded(step)).await?;
+        self.inner
+            .create_step_guarded(run_id, step, guard, at)
+            .await
     }
     async fn request_cancel(
         &self,

@@ -13,7 +13,7 @@ use super::item::{self, Item, n, s};
 use super::{Cancelled, DynamoDbStore, MAX_TRIES, backoff, cancellation, conflict, sdk_error};
 use crate::error::{ItemKind, StoreError};
 use crate::ids::{RunId, StateKey, StepId};
-use crate::model::{StepStatus, to_millis};
+use crate::model::{StepExecution, StepStatus, to_millis};
 use crate::records::step_key;
 use crate::store::{LeaseFence, RunGuard, StepTransition};
 
@@ -99,6 +99,31 @@ impl DynamoDbStore {
                 ItemKind::Step,
                 step_key(&transition.run_id, &transition.step_id),
                 "step is not in one of the expected statuses",
+            )),
+        }
+    }
+
+    /// [`crate::Store::create_step_guarded`]: puts a new step item, under a run guard.
+    pub(super) async fn create_step_under_guard(
+        &self,
+        step: &StepExecution,
+        guard: &RunGuard,
+    ) -> Result<(), StoreError> {
+        let actions = vec![
+            self.run_guard_check(&step.run_id, guard)?,
+            self.put_action(item::step_item(step)?, Some("attribute_not_exists(PK)"))?,
+        ];
+        match self.transact_guarded(actions).await? {
+            None => Ok(()),
+            Some(0) => Err(conflict(
+                ItemKind::Run,
+                step.run_id.to_string(),
+                "the run changed since it was read",
+            )),
+            Some(_) => Err(conflict(
+                ItemKind::Step,
+                step_key(&step.run_id, &step.step_id),
+                "the step already exists",
             )),
         }
     }

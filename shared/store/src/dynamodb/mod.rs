@@ -849,19 +849,39 @@ impl Store for DynamoDbStore {
             .set_if_absent("startedAt", millis(now))
             .set("updatedAt", millis(now))
             .remove("cancelRequested")
-            .remove("committedBy")
-            .require_eq("attempt", n(claim.attempt));
-        let (status, lease_until) = (expr.name("status"), expr.name("leaseUntil"));
-        let (ready, retrying, running, now_value) = (
+            .remove("committedBy");
+        if let Some(new) = &claim.if_absent {
+            // Created by this update when absent: the new step's own attributes, kept
+            // as they are when it exists.
+            let created = item::step_item(&records::absent_step(claim, new, &self.retention))?;
+            for (attr, value) in created {
+                if !matches!(attr.as_str(), "PK" | "SK" | "status" | "updatedAt") {
+                    expr.set_if_absent(&attr, value);
+                }
+            }
+        }
+        let (status, lease_until, attempt) = (
+            expr.name("status"),
+            expr.name("leaseUntil"),
+            expr.name("attempt"),
+        );
+        let (ready, retrying, running, now_value, claimed_attempt) = (
             expr.value(s(StepStatus::Ready.as_str())),
             expr.value(s(StepStatus::Retrying.as_str())),
             expr.value(s(StepStatus::Running.as_str())),
             expr.value(millis(now)),
+            expr.value(n(claim.attempt)),
         );
-        expr.condition(format!(
-            "({status} IN ({ready}, {retrying}) OR ({status} = {running} AND \
-             (attribute_not_exists({lease_until}) OR {lease_until} < {now_value})))"
-        ));
+        let claimable = format!(
+            "({attempt} = {claimed_attempt} AND ({status} IN ({ready}, {retrying}) OR \
+             ({status} = {running} AND \
+             (attribute_not_exists({lease_until}) OR {lease_until} < {now_value}))))"
+        );
+        expr.condition(if claim.if_absent.is_some() {
+            format!("(attribute_not_exists(PK) OR {claimable})")
+        } else {
+            claimable
+        });
         let updated = self
             .update_item(
                 item::step_key(&claim.run_id, &claim.step_id),
@@ -896,6 +916,18 @@ impl Store for DynamoDbStore {
 
     async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
         self.commit(commit).await
+    }
+
+    async fn create_step_guarded(
+        &self,
+        run_id: &RunId,
+        step: &NewStep,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<StepExecution, StoreError> {
+        let record = records::new_step(run_id, step, at, &self.retention);
+        self.create_step_under_guard(&record, &guard).await?;
+        Ok(record)
     }
 
     async fn request_cancel(

@@ -454,8 +454,15 @@ impl Store for SqliteStore {
 
     async fn claim_step(&self, claim: &StepClaim) -> Result<StepExecution, StoreError> {
         self.write(|tx| {
-            let step =
-                records::claimed_step(&load_step(tx, &claim.run_id, &claim.step_id)?, claim)?;
+            let current = match (
+                find_step(tx, &claim.run_id, &claim.step_id)?,
+                &claim.if_absent,
+            ) {
+                (Some(current), _) => current,
+                (None, Some(new)) => records::absent_step(claim, new, &self.retention),
+                (None, None) => return load_step(tx, &claim.run_id, &claim.step_id),
+            };
+            let step = records::claimed_step(&current, claim)?;
             put_step(tx, &step)?;
             Ok(step)
         })
@@ -511,6 +518,28 @@ impl Store for SqliteStore {
                 }
             }
             Ok(())
+        })
+    }
+
+    async fn create_step_guarded(
+        &self,
+        run_id: &RunId,
+        step: &NewStep,
+        guard: RunGuard,
+        at: DateTime<Utc>,
+    ) -> Result<StepExecution, StoreError> {
+        self.write(|tx| {
+            records::check_run_guard(&load_run(tx, run_id)?, &guard)?;
+            if find_step(tx, run_id, &step.step_id)?.is_some() {
+                return Err(StoreError::Conflict {
+                    kind: ItemKind::Step,
+                    key: step_key(run_id, &step.step_id),
+                    reason: "the step already exists",
+                });
+            }
+            let record = records::new_step(run_id, step, at, &self.retention);
+            put_step(tx, &record)?;
+            Ok(record)
         })
     }
 
