@@ -208,6 +208,17 @@ impl Executor {
         index: usize,
         node: &Node,
     ) -> Result<Option<Located>, EngineError> {
+        // The first attempt of a task node of an open run is almost always not created
+        // yet: no look, its claim's condition decides (a conflict reads the step). Not for
+        // sleeps and waits, whose later tasks wake them at attempt 1, nor for an ended run,
+        // whose leftover steps a task still cancels.
+        if task.attempt == 1
+            && node.parents.len() == 1
+            && matches!(node.kind, NodeKind::Task { .. })
+            && !run.status.is_terminal()
+        {
+            return self.unborn(run, workflow, index, node).await;
+        }
         // A cheap, possibly stale look first. Claims and wakes are conditional writes that
         // a stale look only makes fail (and their conflict paths read again); everything
         // else decided from the look is decided again on a consistent read.
