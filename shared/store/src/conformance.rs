@@ -166,6 +166,19 @@ fn without_input(mut run: WorkflowRun) -> WorkflowRun {
     run
 }
 
+/// `run` cancelled at `at`, as the store returns it.
+async fn cancelled(store: &dyn Store, run: &WorkflowRun, at: DateTime<Utc>) -> WorkflowRun {
+    let cancel = RunTransition {
+        expected_status: RunStatus::Running,
+        expected_version: run.version,
+        status: RunStatus::Cancelled,
+        at,
+        output: None,
+        error: Some(ErrorInfo::new("cancelled", "cancelled by user")),
+    };
+    store.transition_run(&run.run_id, &cancel).await.unwrap()
+}
+
 fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, context: &str) {
     match result {
         Err(StoreError::Conflict { .. }) => {}
@@ -567,15 +580,7 @@ pub async fn a_claim_may_create_an_absent_step(store: &dyn Store) {
 pub async fn a_guarded_create_applies_only_while_the_run_is_unchanged(store: &dyn Store) {
     // GIVEN a run that was then cancelled
     let run = run_with_ready_step(store, t(0)).await;
-    let cancel = RunTransition {
-        expected_status: RunStatus::Running,
-        expected_version: run.version,
-        status: RunStatus::Cancelled,
-        at: t(2),
-        output: None,
-        error: Some(ErrorInfo::new("cancelled", "cancelled by user")),
-    };
-    let ended = store.transition_run(&run.run_id, &cancel).await.unwrap();
+    let ended = cancelled(store, &run, t(2)).await;
     let tombstone = NewStep {
         step_id: step("b"),
         execution_index: 1,
@@ -815,15 +820,7 @@ pub async fn a_commit_after_a_cancel_request_conflicts_and_writes_nothing(store:
         .claim_step(&claim(&run, "a", 1, "w", t(1)))
         .await
         .unwrap();
-    let cancel = RunTransition {
-        expected_status: RunStatus::Running,
-        expected_version: run.version,
-        status: RunStatus::Cancelled,
-        at: t(2),
-        output: None,
-        error: Some(ErrorInfo::new("cancelled", "cancelled by user")),
-    };
-    let ended = store.transition_run(&run.run_id, &cancel).await.unwrap();
+    let ended = cancelled(store, &run, t(2)).await;
     let stale = RunGuard {
         status: run.status,
         version: run.version,

@@ -244,6 +244,26 @@ fn put_run(connection: &Connection, run: &WorkflowRun) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Creates a step; `Conflict` if it exists.
+fn insert_step(
+    connection: &Connection,
+    run_id: &RunId,
+    step: &NewStep,
+    at: DateTime<Utc>,
+    retention: &Retention,
+) -> Result<StepExecution, StoreError> {
+    if find_step(connection, run_id, &step.step_id)?.is_some() {
+        return Err(StoreError::Conflict {
+            kind: ItemKind::Step,
+            key: step_key(run_id, &step.step_id),
+            reason: "the step already exists",
+        });
+    }
+    let record = records::new_step(run_id, step, at, retention);
+    put_step(connection, &record)?;
+    Ok(record)
+}
+
 fn put_step(connection: &Connection, step: &StepExecution) -> Result<(), StoreError> {
     connection
         .execute(
@@ -420,16 +440,7 @@ impl Store for SqliteStore {
     ) -> Result<StepExecution, StoreError> {
         self.write(|tx| {
             load_run(tx, run_id)?;
-            if find_step(tx, run_id, &step.step_id)?.is_some() {
-                return Err(StoreError::Conflict {
-                    kind: ItemKind::Step,
-                    key: step_key(run_id, &step.step_id),
-                    reason: "the step already exists",
-                });
-            }
-            let record = records::new_step(run_id, step, at, &self.retention);
-            put_step(tx, &record)?;
-            Ok(record)
+            insert_step(tx, run_id, step, at, &self.retention)
         })
     }
 
@@ -530,16 +541,7 @@ impl Store for SqliteStore {
     ) -> Result<StepExecution, StoreError> {
         self.write(|tx| {
             records::check_run_guard(&load_run(tx, run_id)?, &guard)?;
-            if find_step(tx, run_id, &step.step_id)?.is_some() {
-                return Err(StoreError::Conflict {
-                    kind: ItemKind::Step,
-                    key: step_key(run_id, &step.step_id),
-                    reason: "the step already exists",
-                });
-            }
-            let record = records::new_step(run_id, step, at, &self.retention);
-            put_step(tx, &record)?;
-            Ok(record)
+            insert_step(tx, run_id, step, at, &self.retention)
         })
     }
 
