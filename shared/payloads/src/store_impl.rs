@@ -15,6 +15,25 @@ use wf_store::{
 use crate::offload::{Missing, OffloadStore};
 
 impl OffloadStore {
+    /// A run head as the engine reads it on every task, never needing its input: an
+    /// offloaded input is left out (null, as the contract allows) rather than fetched.
+    async fn resolve_head(&self, mut run: WorkflowRun) -> Result<WorkflowRun, StoreError> {
+        if crate::reference::referenced_digest(&run.input).is_some() {
+            run.input = Value::Null;
+        }
+        let output = run.output.take();
+        run.output = self
+            .resolve_opt(
+                &run.run_id,
+                ItemKind::Run,
+                "output",
+                output,
+                Missing::Strict,
+            )
+            .await?;
+        Ok(run)
+    }
+
     async fn resolve_output(
         &self,
         mut output: StepOutput,
@@ -104,17 +123,13 @@ impl Store for OffloadStore {
     }
 
     async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
-        // The engine reads the head on every task and never its input: an offloaded
-        // input is left out (null, as the contract allows) rather than fetched.
-        let mut run = self.inner.get_run_head(run_id).await?;
-        if crate::reference::referenced_digest(&run.input).is_some() {
-            run.input = Value::Null;
-        }
-        let output = run.output.take();
-        run.output = self
-            .resolve_opt(run_id, ItemKind::Run, "output", output, Missing::Strict)
-            .await?;
-        Ok(run)
+        let run = self.inner.get_run_head(run_id).await?;
+        self.resolve_head(run).await
+    }
+
+    async fn peek_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        let run = self.inner.peek_run_head(run_id).await?;
+        self.resolve_head(run).await
     }
 
     async fn load_run_input(&self, run_id: &RunId) -> Result<Value, StoreError> {

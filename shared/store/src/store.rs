@@ -393,6 +393,14 @@ pub trait Store: Send + Sync + Debug {
         self.get_run(run_id).await
     }
 
+    /// [`Store::get_run_head`], possibly stale (eventually consistent where the backend
+    /// offers it, at half the price): the engine's look at a run on each task, whose
+    /// decisions the conditional writes that follow check again. A run just created may
+    /// not show yet (`NotFound`): read it again with [`Store::get_run_head`].
+    async fn peek_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        self.get_run_head(run_id).await
+    }
+
     /// The input a run was started with (which [`Store::get_run_head`] may leave out when
     /// a backend stores a large input apart). `NotFound` if the run is absent.
     async fn load_run_input(&self, run_id: &RunId) -> Result<Value, StoreError> {

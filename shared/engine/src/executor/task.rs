@@ -68,7 +68,15 @@ impl Executor {
     ) -> Result<(Vec<StepTask>, Duration), EngineError> {
         let nothing = (Vec::new(), Duration::ZERO);
         let now = self.clock.now();
-        let run = match self.store.get_run_head(&task.run_id).await {
+        // A possibly stale look: every decision taken from it is checked again by the
+        // conditional write that follows (a claim meets a cancelled step, a commit a
+        // cancel request, a guarded cancel a reopened run). A run too new to show is
+        // read again.
+        let run = match self.store.peek_run_head(&task.run_id).await {
+            Err(StoreError::NotFound { .. }) => self.store.get_run_head(&task.run_id).await,
+            peeked => peeked,
+        };
+        let run = match run {
             Ok(run) => run,
             Err(StoreError::NotFound { .. }) => {
                 debug!("task for a run that no longer exists; dropped");

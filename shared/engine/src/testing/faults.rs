@@ -293,6 +293,10 @@ impl Store for FaultyStore {
         self.read("get_run_head", self.inner.get_run_head(run_id))
             .await
     }
+    async fn peek_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        self.read("peek_run_head", self.inner.peek_run_head(run_id))
+            .await
+    }
     async fn load_run_input(&self, run_id: &RunId) -> Result<Value, StoreError> {
         self.read("load_run_input", self.inner.load_run_input(run_id))
             .await

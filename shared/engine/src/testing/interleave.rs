@@ -168,6 +168,9 @@ impl Store for Interleave {
     async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
         self.inner.get_run_head(run_id).await
     }
+    async fn peek_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        self.inner.peek_run_head(run_id).await
+    }
     async fn create_step_guarded(
         &self,
         run_id: &RunId,

@@ -735,6 +735,16 @@ impl Store for DynamoDbStore {
         item::run_from_item(&self.run_item(run_id).await?)
     }
 
+    async fn peek_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
+        match self.read_item(item::run_key(run_id), false).await? {
+            Some(found) => item::run_from_item(&found),
+            None => Err(StoreError::NotFound {
+                kind: ItemKind::Run,
+                key: run_id.to_string(),
+            }),
+        }
+    }
+
     async fn transition_run(
         &self,
         run_id: &RunId,
