@@ -200,6 +200,50 @@ impl DynamoDbStore {
             })
     }
 
+    /// The run item of a new run and, for an input over 1 KB, its input item; checked
+    /// against the payload and item limits.
+    fn new_run_items(&self, run: &NewRun) -> Result<(WorkflowRun, Item, Option<Item>), StoreError> {
+        let record = records::new_run(run, &self.retention);
+        let run_item = item::run_item(&record)?;
+        if let Some(AttributeValue::S(input)) = run_item.get("input") {
+            check_payload("input", input)?;
+        }
+        let (run_item, input_item) =
+            item::split_input(run_item, self.retention.child_ttl(run.created_at));
+        item::check_item_size(&run_item)?;
+        Ok((record, run_item, input_item))
+    }
+
+    /// Writes a new run with plain puts (half the price of a transaction): its first steps
+    /// and input first and the run item last, so nothing of the run is visible until it
+    /// lands; children written by a start that died before it carry a TTL and expire.
+    /// `Conflict` if the run item exists.
+    async fn put_new_run(
+        &self,
+        run: &NewRun,
+        steps: &[NewStep],
+    ) -> Result<WorkflowRun, StoreError> {
+        let (record, run_item, input_item) = self.new_run_items(run)?;
+        for step in steps {
+            let step = records::new_step(&run.run_id, step, run.created_at, &self.retention);
+            // Already there: written by an earlier try of this very start.
+            self.put_item(item::step_item(&step)?, Some(&Expr::absent()))
+                .await?;
+        }
+        if let Some(input_item) = input_item {
+            self.put_item(input_item, None).await?;
+        }
+        if self.put_item(run_item, Some(&Expr::absent())).await? {
+            Ok(record)
+        } else {
+            Err(conflict(
+                ItemKind::Run,
+                run.run_id.to_string(),
+                "the run already exists",
+            ))
+        }
+    }
+
     /// A `GetItem`; an eventually consistent one costs half and may be stale.
     async fn read_item(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
         let output = self
@@ -612,14 +656,6 @@ impl Store for DynamoDbStore {
     async fn create_run(&self, run: &NewRun, steps: &[NewStep]) -> Result<WorkflowRun, StoreError> {
         records::validate_new_run(run)?;
         records::validate_new_steps(steps)?;
-        let record = records::new_run(run, &self.retention);
-        let run_item = item::run_item(&record)?;
-        if let Some(AttributeValue::S(input)) = run_item.get("input") {
-            check_payload("input", input)?;
-        }
-        let (run_item, input_item) =
-            item::split_input(run_item, self.retention.child_ttl(run.created_at));
-        item::check_item_size(&run_item)?;
         if steps.len() + 1 > MAX_TRANSACTION_ACTIONS {
             return Err(StoreError::TooLarge {
                 what: "initial step list",
@@ -627,71 +663,44 @@ impl Store for DynamoDbStore {
                 limit: MAX_TRANSACTION_ACTIONS - 1,
             });
         }
-        let exists = || {
-            conflict(
-                ItemKind::Run,
-                run.run_id.to_string(),
-                "the run already exists",
-            )
-        };
-        if run.idempotency_key.is_none() {
-            // Plain puts cost half a transaction. Children first and the run item last:
-            // nothing of the run is visible until it lands, and children written by a
-            // start that died before it carry a TTL and expire.
-            for step in steps {
-                let step = records::new_step(&run.run_id, step, run.created_at, &self.retention);
-                // Already there: written by an earlier try of this very start.
-                self.put_item(item::step_item(&step)?, Some(&Expr::absent()))
-                    .await?;
-            }
-            if let Some(input_item) = input_item {
-                self.put_item(input_item, None).await?;
-            }
-            return if self.put_item(run_item, Some(&Expr::absent())).await? {
-                Ok(record)
-            } else {
-                Err(exists())
-            };
-        }
-        let mut actions = vec![self.put_action(run_item, Some("attribute_not_exists(PK)"))?];
-        let idempotency_index = match &run.idempotency_key {
-            Some(key) => {
-                let ttl = self.retention.child_ttl(run.created_at);
-                let reservation = item::idempotency_item(key, &run.run_id, ttl);
-                actions.push(self.put_action(reservation, Some("attribute_not_exists(PK)"))?);
-                Some(actions.len() - 1)
-            }
-            None => None,
-        };
-        if let Some(input_item) = input_item {
-            actions.push(self.put_action(input_item, None)?);
-        }
-        for step in steps {
-            let step = records::new_step(&run.run_id, step, run.created_at, &self.retention);
-            actions
-                .push(self.put_action(item::step_item(&step)?, Some("attribute_not_exists(PK)"))?);
-        }
-        match self.transact(actions).await {
-            Ok(()) => Ok(record),
-            Err(e) => match cancellation(&e) {
-                Some(Cancelled::Condition(index)) if Some(index) == idempotency_index => {
-                    let key = run.idempotency_key.clone().unwrap_or_default();
-                    // The reservation may vanish between the two calls only if its run
-                    // was deleted meanwhile: a retry then succeeds.
-                    let holder = self
-                        .get_item(item::idempotency_key(&key))
-                        .await?
-                        .ok_or(StoreError::Throttled)?;
-                    Err(StoreError::IdempotencyKeyUsed {
-                        run_id: item::idempotency_run(&holder)?,
-                        key,
-                    })
+        // Check every size before the first write: nothing partial on bad input.
+        self.new_run_items(run)?;
+        if let Some(key) = &run.idempotency_key {
+            // The key is reserved first (a 1 WRU put instead of a transaction); the run's
+            // items follow exactly as without a key.
+            let ttl = self.retention.child_ttl(run.created_at);
+            let reservation = item::idempotency_item(key, &run.run_id, ttl);
+            if !self.put_item(reservation, Some(&Expr::absent())).await? {
+                let holder = self
+                    .get_item(item::idempotency_key(key))
+                    .await?
+                    // Gone between the two calls: its run was deleted; a retry succeeds.
+                    .ok_or(StoreError::Throttled)?;
+                let holder_run = item::idempotency_run(&holder)?;
+                // Held by this very start (a try whose answer was lost): go on writing.
+                if holder_run != run.run_id {
+                    if self.get_item(item::run_key(&holder_run)).await?.is_none() {
+                        // The start holding the key died (or is still writing) before its
+                        // run item landed: this one writes the run under the reserved id,
+                        // so a key is never held by nothing. Whichever run item lands
+                        // first is the run; the caller compares inputs.
+                        let adopted = NewRun {
+                            run_id: holder_run,
+                            ..run.clone()
+                        };
+                        match self.put_new_run(&adopted, steps).await {
+                            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    return Err(StoreError::IdempotencyKeyUsed {
+                        run_id: holder_run,
+                        key: key.clone(),
+                    });
                 }
-                Some(Cancelled::Condition(..)) => Err(exists()),
-                Some(Cancelled::Transient) => Err(StoreError::Throttled),
-                None => Err(sdk_error("TransactWriteItems", e)),
-            },
+            }
         }
+        self.put_new_run(run, steps).await
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
