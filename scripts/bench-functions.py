@@ -228,6 +228,8 @@ def lambda_env(extra):
         "AWS_DEFAULT_REGION": "ap-southeast-2", "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench", "AWS_SESSION_TOKEN": "bench",
         "TABLE_NAME": TABLE, "ARCHIVE_BUCKET": BUCKET,
+        # As template.yaml sets for every function: payloads over 350 KB go to the bucket.
+        "PAYLOAD_BUCKET": BUCKET, "PAYLOAD_PREFIX": "payloads/",
         "STEP_QUEUE_URL": f"http://127.0.0.1:9/000000000000/{QUEUE}",
     })
     env.update(extra)
