@@ -98,29 +98,45 @@ def peak_rss_kib(pid):
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
+class Invocation:
+    """What one started process did: when its first `next` came, and its first outcome."""
+
+    def __init__(self, event):
+        self.event = event
+        self.lock = threading.Lock()
+        self.next_seen, self.responded = threading.Event(), threading.Event()
+        self.release = threading.Event()
+        self.next_at = self.responded_at = 0.0
+        self.outcome = None
+
+
 class RuntimeApi:
-    """A stub of the Lambda Runtime API for one process at a time. The first `next` is
-    recorded; it is answered with `event` when one is set, and held otherwise."""
+    """A stub of the Lambda Runtime API: one server (port) and one `Invocation` per started
+    process. The first `next` is recorded; it is answered with the event when one is set,
+    and held otherwise.
+
+    Handlers read the state of their own server, never a shared one: a request the previous,
+    killed process had sent (its next `next`, after answering) can still wait in a handler
+    thread of the old server when the new process starts; taken for the new process's
+    first, it left the new one waiting for an event that never came (the 30 s timeouts of
+    `--first-request`, about one start in 200 under load)."""
 
     def __init__(self):
-        self.lock = threading.Lock()
-        self.reset(None)
-        stub = self
-
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
                 if not self.path.endswith("/runtime/invocation/next"):
                     return self.reply(404, b"{}")
-                with stub.lock:
-                    first = not stub.next_seen.is_set()
+                state = self.server.invocation
+                with state.lock:
+                    first = not state.next_seen.is_set()
                     if first:
-                        stub.next_at = time.perf_counter()
-                        stub.next_seen.set()
-                    event = stub.event if first else None
+                        state.next_at = time.perf_counter()
+                        state.next_seen.set()
+                    event = state.event if first else None
                 if event is None:
-                    stub.release.wait(30)  # the long poll; the process is killed meanwhile
+                    state.release.wait(30)  # the long poll; the process is killed meanwhile
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -134,10 +150,12 @@ class RuntimeApi:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with stub.lock:
-                    stub.outcome = (self.path.rsplit("/", 1)[-1], body)
-                    stub.responded_at = time.perf_counter()
-                stub.responded.set()
+                state = self.server.invocation
+                with state.lock:
+                    if state.outcome is None:
+                        state.outcome = (self.path.rsplit("/", 1)[-1], body)
+                        state.responded_at = time.perf_counter()
+                state.responded.set()
                 self.reply(202, b"{}")
 
             def reply(self, status, body):
@@ -157,39 +175,30 @@ class RuntimeApi:
 
         self.server_class, self.handler_class = Server, Handler
 
-    def reset(self, event):
-        with self.lock:
-            self.event = event
-            self.next_seen, self.responded = threading.Event(), threading.Event()
-            self.release = threading.Event()
-            self.next_at = self.responded_at = 0.0
-            self.outcome = None
-
     def start(self, binary, env, event=None):
         """Starts `binary`; returns (init ms, peak RSS KiB after init, first response ms or
         None). Raises if it does not reach `next` (or answer `event`) within 30 s."""
-        self.reset(event)
-        # A server (port) of its own per process: a request the previous, killed process
-        # had in flight (its next `next`) must not be taken for this one's.
+        state = Invocation(event)
         server = self.server_class(("127.0.0.1", 0), self.handler_class)
+        server.invocation = state
         threading.Thread(target=server.serve_forever, daemon=True).start()
         env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
         log = tempfile.TemporaryFile()
         started = time.perf_counter()
         process = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            if not self.next_seen.wait(30):
+            if not state.next_seen.wait(30):
                 raise RuntimeError(f"{binary}: no Runtime API request within 30 s")
             rss = peak_rss_kib(process.pid) if event is None else None
             first = None
             if event is not None:
-                if not self.responded.wait(30):
+                if not state.responded.wait(30):
                     raise RuntimeError(f"{binary}: no invocation response within 30 s")
-                kind, body = self.outcome
+                kind, body = state.outcome
                 if kind != "response":
                     raise RuntimeError(f"{binary}: first invocation failed: {body[:500]!r}")
-                first = (self.responded_at - started) * 1000
-            return (self.next_at - started) * 1000, rss, first
+                first = (state.responded_at - started) * 1000
+            return (state.next_at - started) * 1000, rss, first
         except RuntimeError:
             log.seek(0)
             sys.stderr.write(log.read().decode(errors="replace")[-3000:])
@@ -197,7 +206,7 @@ class RuntimeApi:
         finally:
             process.kill()
             process.wait()
-            self.release.set()
+            state.release.set()
             server.shutdown()
             server.server_close()
             log.close()
@@ -219,6 +228,8 @@ def lambda_env(extra):
         "AWS_DEFAULT_REGION": "ap-southeast-2", "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench", "AWS_SESSION_TOKEN": "bench",
         "TABLE_NAME": TABLE, "ARCHIVE_BUCKET": BUCKET,
+        # As template.yaml sets for every function: payloads over 350 KB go to the bucket.
+        "PAYLOAD_BUCKET": BUCKET, "PAYLOAD_PREFIX": "payloads/",
         "STEP_QUEUE_URL": f"http://127.0.0.1:9/000000000000/{QUEUE}",
     })
     env.update(extra)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use wf_engine::{Dispatcher, Executor, Observer, SqsDispatcher, SystemClock};
 use wf_payloads::S3Blobs;
-use wf_store::{DynamoDbStore, Store};
+use wf_store::{DynamoDbStore, LazyClient, Store};
 
 use crate::config::Config;
 use crate::metrics::EmfMetrics;
@@ -24,7 +24,9 @@ pub struct Deps {
 impl Deps {
     /// Reads [`Config`], loads the AWS configuration once (credential chain, region,
     /// `AWS_ENDPOINT_URL*` for emulators), and builds the DynamoDB store, the SQS
-    /// dispatcher and the executor. Fails with the name of a missing variable.
+    /// dispatcher and the executor. Fails with the name of a missing variable. The SQS and
+    /// S3 clients are built on their first use: an invocation that sends no task and
+    /// offloads no payload does not pay for them at a cold start.
     pub async fn from_env() -> Result<Self, lambda_runtime::Error> {
         let config = Config::from_env()?;
         let aws = wf_store::load_aws_config().await;
@@ -37,16 +39,16 @@ impl Deps {
         let store: Arc<dyn Store> = match &config.payloads {
             Some(payloads) => Arc::new(payloads.offload(
                 Arc::new(store),
-                Arc::new(S3Blobs::new(
-                    S3Blobs::client(&aws),
+                Arc::new(S3Blobs::with_lazy_client(
+                    LazyClient::on_first_use(&aws, S3Blobs::client),
                     payloads.bucket.clone(),
                     payloads.prefix.clone(),
                 )),
             )),
             None => Arc::new(store),
         };
-        let dispatcher = SqsDispatcher::new(
-            aws_sdk_sqs::Client::new(&aws),
+        let dispatcher = SqsDispatcher::with_lazy_client(
+            LazyClient::on_first_use(&aws, aws_sdk_sqs::Client::new),
             config.step_queue_url.clone(),
         );
         let metrics = Arc::new(EmfMetrics::stdout(config.metrics_namespace.clone()));

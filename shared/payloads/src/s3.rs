@@ -14,7 +14,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::{StreamExt as _, TryStreamExt as _};
-use wf_store::{RunId, StoreError};
+use wf_store::{LazyClient, RunId, StoreError};
 
 use crate::blobs::{PayloadBlobs, blob_error};
 
@@ -27,7 +27,7 @@ const DELETE_CONCURRENCY: usize = 8;
 /// A [`PayloadBlobs`] on an S3 bucket.
 #[derive(Debug, Clone)]
 pub struct S3Blobs {
-    client: Client,
+    client: LazyClient<Client>,
     bucket: String,
     prefix: String,
 }
@@ -56,6 +56,21 @@ where
 impl S3Blobs {
     /// Blobs in `bucket` under `prefix` (empty, or ending in `/`).
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            client: LazyClient::ready(client),
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    /// Blobs whose client is built on the first blob read, written or deleted
+    /// ([`LazyClient::on_first_use`] with [`S3Blobs::client`]): most runs never offload a
+    /// payload, and their invocations need not build an S3 client at a cold start.
+    pub fn with_lazy_client(
+        client: LazyClient<Client>,
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+    ) -> Self {
         Self {
             client,
             bucket: bucket.into(),
@@ -92,6 +107,7 @@ impl S3Blobs {
         futures::stream::iter(keys)
             .map(|key| async move {
                 self.client
+                    .get()
                     .delete_object()
                     .bucket(&self.bucket)
                     .key(&key)
@@ -111,6 +127,7 @@ impl PayloadBlobs for S3Blobs {
     async fn put(&self, run_id: &RunId, digest: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         let key = self.key(run_id, digest);
         self.client
+            .get()
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
@@ -126,6 +143,7 @@ impl PayloadBlobs for S3Blobs {
         let key = self.key(run_id, digest);
         let output = match self
             .client
+            .get()
             .get_object()
             .bucket(&self.bucket)
             .key(&key)
@@ -160,6 +178,7 @@ impl PayloadBlobs for S3Blobs {
         let mut keys = Vec::new();
         let mut pages = self
             .client
+            .get()
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(&prefix)

@@ -26,8 +26,8 @@ pub mod conformance;
 
 pub use cursor::{Cursor, CursorKey};
 pub use dynamodb::{
-    BilledTotals, CapacityTotals, DynamoDbStore, load_aws_config, run_from_stream_image,
-    run_id_from_sort_key,
+    BilledTotals, CapacityTotals, DynamoDbStore, LazyClient, load_aws_config,
+    run_from_stream_image, run_id_from_sort_key,
 };
 pub use error::{ItemKind, StoreError};
 pub use ids::{MAX_ID_LEN, RunId, StateKey, StepId, WorkflowId};

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use tracing::warn;
+use wf_store::LazyClient;
 
 use super::{Dispatcher, StepTask};
 use crate::error::EngineError;
@@ -25,13 +26,23 @@ const RESENDS: u32 = 3;
 /// Sends step tasks to one SQS queue.
 #[derive(Debug, Clone)]
 pub struct SqsDispatcher {
-    client: Client,
+    client: LazyClient<Client>,
     queue_url: String,
 }
 
 impl SqsDispatcher {
     /// A dispatcher to the queue at `queue_url`. Build the client once per process.
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client: LazyClient::ready(client),
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// A dispatcher whose client is built on the first send
+    /// ([`LazyClient::on_first_use`]): an invocation that dispatches nothing (most of
+    /// `runs-api`'s) builds no SQS client at a cold start.
+    pub fn with_lazy_client(client: LazyClient<Client>, queue_url: impl Into<String>) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
@@ -68,6 +79,7 @@ impl SqsDispatcher {
                 .collect::<Result<Vec<_>, _>>()?;
             let output = self
                 .client
+                .get()
                 .send_message_batch()
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))

@@ -15,6 +15,7 @@ mod config;
 mod expr;
 mod guarded;
 mod item;
+mod lazy_client;
 mod outputs;
 mod query;
 mod stream;
@@ -40,6 +41,7 @@ use capacity::{Capacity, OpKind};
 pub use config::load_aws_config;
 use expr::Expr;
 use item::{Item, millis, n, s};
+pub use lazy_client::LazyClient;
 pub use stream::{run_from_stream_image, run_id_from_sort_key};
 
 use crate::cursor::CursorKey;
