@@ -95,13 +95,12 @@ impl Executor {
             .filter(|s| s.status != StepStatus::Pending)
             .map(|s| &s.step_id)
             .collect();
-        let done: HashSet<&StepId> = steps
+        // The steps that flowed on, with the time they did.
+        let done: HashMap<&StepId, DateTime<Utc>> = steps
             .iter()
             .filter(|s| Self::flowed_on(&workflow, s))
-            .map(|s| &s.step_id)
+            .map(|s| (&s.step_id, s.updated_at))
             .collect();
-        let finished_at: HashMap<&StepId, DateTime<Utc>> =
-            steps.iter().map(|s| (&s.step_id, s.updated_at)).collect();
         let mut gaps: HashSet<&StepId> = HashSet::new();
         let mut scheduled: Vec<(StepTask, Duration)> = Vec::new();
         for step in &steps {
@@ -133,7 +132,7 @@ impl Executor {
                 };
                 scheduled.push((task, delay));
             }
-            if done.contains(&step.step_id)
+            if done.contains_key(&step.step_id)
                 && let Some((index, _)) = workflow.node(&step.step_id)
             {
                 // A successor whose parents all flowed on but which is missing or still
@@ -143,10 +142,8 @@ impl Executor {
                     // The sweep waits as for a ready step: until then its task is
                     // probably under way (a single-parent step is created by its claim).
                     let due = successor.parents.iter().all(|p| {
-                        done.contains(p)
-                            && stale_before.is_none_or(|stale| {
-                                finished_at.get(p).is_some_and(|at| *at <= stale)
-                            })
+                        done.get(p)
+                            .is_some_and(|at| stale_before.is_none_or(|stale| *at <= stale))
                     });
                     if due && !existing.contains(&successor.id) && gaps.insert(&successor.id) {
                         let task = StepTask {
