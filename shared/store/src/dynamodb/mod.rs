@@ -145,6 +145,16 @@ fn cancellation(
         .then_some(Cancelled::Transient)
 }
 
+/// A new run's items, built and size-checked before anything is written.
+struct NewRunItems {
+    /// The run as created.
+    record: WorkflowRun,
+    /// Its run item (without a large input).
+    run_item: Item,
+    /// Its input item, for an input over 1 KB.
+    input_item: Option<Item>,
+}
+
 impl DynamoDbStore {
     /// A store on `table` using an existing client.
     pub fn new(client: Client, table: impl Into<String>, retention: Retention) -> Self {
@@ -204,7 +214,7 @@ impl DynamoDbStore {
 
     /// The run item of a new run and, for an input over 1 KB, its input item; checked
     /// against the payload and item limits.
-    fn new_run_items(&self, run: &NewRun) -> Result<(WorkflowRun, Item, Option<Item>), StoreError> {
+    fn new_run_items(&self, run: &NewRun) -> Result<NewRunItems, StoreError> {
         let record = records::new_run(run, &self.retention);
         let run_item = item::run_item(&record)?;
         if let Some(AttributeValue::S(input)) = run_item.get("input") {
@@ -213,10 +223,15 @@ impl DynamoDbStore {
         let (run_item, input_item) =
             item::split_input(run_item, self.retention.child_ttl(run.created_at));
         item::check_item_size(&run_item)?;
-        Ok((record, run_item, input_item))
+        Ok(NewRunItems {
+            record,
+            run_item,
+            input_item,
+        })
     }
 
-    /// Writes a new run with plain puts (half the price of a transaction): its first steps
+    /// Writes a new run (`items`: from [`Self::new_run_items`]) with plain puts (half the
+    /// price of a transaction): its first steps
     /// and input first and the run item last, so nothing of the run is visible until it
     /// lands; children written by a start that died before it carry a TTL and expire.
     /// `Conflict` if the run item exists.
@@ -224,8 +239,13 @@ impl DynamoDbStore {
         &self,
         run: &NewRun,
         steps: &[NewStep],
+        items: NewRunItems,
     ) -> Result<WorkflowRun, StoreError> {
-        let (record, run_item, input_item) = self.new_run_items(run)?;
+        let NewRunItems {
+            record,
+            run_item,
+            input_item,
+        } = items;
         for step in steps {
             let step = records::new_step(&run.run_id, step, run.created_at, &self.retention);
             // Already there: written by an earlier try of this very start.
@@ -665,8 +685,8 @@ impl Store for DynamoDbStore {
                 limit: MAX_TRANSACTION_ACTIONS - 1,
             });
         }
-        // Check every size before the first write: nothing partial on bad input.
-        self.new_run_items(run)?;
+        // Every size is checked before the first write: nothing partial on bad input.
+        let items = self.new_run_items(run)?;
         if let Some(key) = &run.idempotency_key {
             // The key is reserved first (a 1 WRU put instead of a transaction); the run's
             // items follow exactly as without a key.
@@ -690,7 +710,8 @@ impl Store for DynamoDbStore {
                             run_id: holder_run,
                             ..run.clone()
                         };
-                        match self.put_new_run(&adopted, steps).await {
+                        let adopted_items = self.new_run_items(&adopted)?;
+                        match self.put_new_run(&adopted, steps, adopted_items).await {
                             Ok(_) | Err(StoreError::Conflict { .. }) => {}
                             Err(error) => return Err(error),
                         }
@@ -702,7 +723,7 @@ impl Store for DynamoDbStore {
                 }
             }
         }
-        self.put_new_run(run, steps).await
+        self.put_new_run(run, steps, items).await
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
