@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use wf_store::{
-    ItemKind, LeaseFence, NewRun, NewStep, Page, RunGuard, RunId, RunQuery, RunRecord,
-    RunTransition, StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId, StepOutcome,
-    StepOutput, StepTransition, Store, StoreError, WorkflowRun,
+    CommitReceipt, ItemKind, LeaseFence, NewRun, NewStep, Page, RunGuard, RunId, RunQuery,
+    RunRecord, RunTransition, StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId,
+    StepOutcome, StepOutput, StepTransition, Store, StoreError, WorkflowRun,
 };
 
 use crate::offload::{Missing, OffloadStore};
@@ -212,7 +212,7 @@ impl Store for OffloadStore {
         self.inner.transition_step(transition).await
     }
 
-    async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
+    async fn commit_step(&self, commit: &StepCommit) -> Result<CommitReceipt, StoreError> {
         let mut stored = commit.clone();
         match &mut stored.outcome {
             StepOutcome::Completed { output } | StepOutcome::Skipped { output } => {

@@ -665,7 +665,12 @@ pub async fn commit_writes_status_output_successors_and_progress(store: &dyn Sto
         },
     );
     done.successors = vec![successor("b", 1, 1), successor("c", 2, 2)];
-    store.commit_step(&done).await.unwrap();
+    let receipt = store.commit_step(&done).await.unwrap();
+    assert_eq!(
+        receipt.ready,
+        [(step("b"), 1)],
+        "c waits for its second parent"
+    );
 
     let a = store.get_step(&run.run_id, &step("a")).await.unwrap();
     assert_eq!(a.status, StepStatus::Completed);
@@ -731,10 +736,20 @@ pub async fn fan_in_successor_is_ready_only_after_every_parent(store: &dyn Store
         })
         .collect();
     let results = futures::future::join_all(commits.iter().map(|c| store.commit_step(c))).await;
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let receipts: Vec<_> = results.into_iter().map(Result::unwrap).collect();
     let join = store.get_step(&run.run_id, &step("join")).await.unwrap();
     assert_eq!(join.status, StepStatus::Ready);
     assert_eq!(join.parents_done.len(), 3);
+    // The parent whose record completed the set reports the join; so does a retry of any
+    // commit whose answer was lost, while the join is still ready.
+    let reported = [(step("join"), 1)];
+    assert!(
+        receipts.iter().any(|r| r.ready == reported),
+        "no parent reported the join ready: {receipts:?}"
+    );
+    for commit in &commits {
+        assert_eq!(store.commit_step(commit).await.unwrap().ready, reported);
+    }
     assert_eq!(store.get_run(&run.run_id).await.unwrap().completed_steps, 3);
 }
 
@@ -764,8 +779,11 @@ pub async fn duplicate_commit_conflicts_and_changes_nothing(store: &dyn Store) {
     assert_conflict(store.commit_step(&other).await, "duplicate commit");
     assert_eq!(store.export_run(&run.run_id).await.unwrap(), before);
     // The same commit again (a retry whose first answer was lost) is recognised as
-    // applied and changes nothing.
-    store.commit_step(&done).await.unwrap();
+    // applied, changes nothing and reports the ready successor again.
+    assert_eq!(
+        store.commit_step(&done).await.unwrap().ready,
+        [(step("b"), 1)]
+    );
     assert_eq!(store.export_run(&run.run_id).await.unwrap(), before);
 }
 

@@ -41,9 +41,9 @@ pub use retention::{MAX_RUN_LIFETIME_DAYS_VAR, RETENTION_DAYS_VAR, RetentionConf
 pub use sqlite::SqliteStore;
 
 pub use store::{
-    LeaseFence, MAX_PAGE_SIZE, MAX_SUCCESSORS_PER_COMMIT, NewRun, NewStep, Page, Retention,
-    RunGuard, RunQuery, RunTransition, StepClaim, StepCommit, StepOutcome, StepTransition, Store,
-    Successor,
+    CommitReceipt, LeaseFence, MAX_PAGE_SIZE, MAX_SUCCESSORS_PER_COMMIT, NewRun, NewStep, Page,
+    Retention, RunGuard, RunQuery, RunTransition, StepClaim, StepCommit, StepOutcome,
+    StepTransition, Store, Successor,
 };
 
 #[cfg(test)]

@@ -306,6 +306,16 @@ pub struct StepCommit {
     pub at: DateTime<Utc>,
 }
 
+/// What a commit found of the successors it named.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommitReceipt {
+    /// The named successors that were `Ready` once this parent was recorded: every parent
+    /// is in. A commit retried after a lost answer reports them again, so its caller can
+    /// dispatch them without reading them; more than one parent may report the same one.
+    /// Each with the attempt it is at.
+    pub ready: Vec<(StepId, u32)>,
+}
+
 /// Most successors one commit names; the engine creates the rest when their task
 /// arrives.
 pub const MAX_SUCCESSORS_PER_COMMIT: usize = 97;
@@ -468,8 +478,9 @@ pub trait Store: Send + Sync + Debug {
     /// (nothing of the step changes); `TooLarge` if the output or the successor list
     /// exceeds the backend's limits (nothing is written). Any other error may leave the
     /// step committed: calling again with the same commit recognises that (by
-    /// `committed_by`) and completes the successors, so retrying is always safe.
-    async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError>;
+    /// `committed_by`) and completes the successors, so retrying is always safe. The
+    /// receipt names the successors found ready (see [`CommitReceipt`]).
+    async fn commit_step(&self, commit: &StepCommit) -> Result<CommitReceipt, StoreError>;
 
     /// Creates a step while the run is as `guard` says: the clean-up of an ended run
     /// records the successors nobody created yet as `Cancelled`, so that a claim that

@@ -14,8 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::debug;
 use wf_store::{
-    ErrorInfo, RunGuard, StepCommit, StepExecution, StepOutcome, StepStatus, StoreError, Successor,
-    WorkflowRun,
+    CommitReceipt, ErrorInfo, RunGuard, StepCommit, StepExecution, StepOutcome, StoreError,
+    Successor, WorkflowRun,
 };
 
 use crate::dispatch::StepTask;
@@ -119,9 +119,9 @@ impl Executor {
             let Plan { commit, lazy } =
                 plan(workflow, index, node, claimed, outcome, duration_ms, now);
             match self.commit_with_retries(&commit).await {
-                Ok(()) => {
+                Ok(receipt) => {
                     return self
-                        .after_commit(run, workflow, node, claimed, &commit, &lazy)
+                        .after_commit(run, workflow, node, claimed, &commit, &receipt, &lazy)
                         .await;
                 }
                 Err(StoreError::TooLarge { size, limit, .. })
@@ -168,10 +168,17 @@ impl Executor {
 
     /// Commits, retrying transient failures while the lease is ours: a redelivered task
     /// could not claim the step again until the lease lapsed.
-    pub(super) async fn commit_with_retries(&self, commit: &StepCommit) -> Result<(), StoreError> {
+    pub(super) async fn commit_with_retries(
+        &self,
+        commit: &StepCommit,
+    ) -> Result<CommitReceipt, StoreError> {
         retry_transient("commit", || self.store.commit_step(commit)).await
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the commit's parts as its caller holds them; a struct would only rename them"
+    )]
     pub(super) async fn after_commit(
         &self,
         run: &WorkflowRun,
@@ -179,6 +186,7 @@ impl Executor {
         node: &Node,
         claimed: &StepExecution,
         commit: &StepCommit,
+        receipt: &CommitReceipt,
         lazy: &[&Node],
     ) -> Result<(Vec<StepTask>, Duration), EngineError> {
         let now = commit.at;
@@ -239,30 +247,24 @@ impl Executor {
             StepOutcome::Cancelled => return Ok((Vec::new(), Duration::ZERO)),
             _ => {}
         }
+        // The commit reported which joins it found ready: nothing is read back.
         let mut ready = Vec::new();
         let mut next_timeout = Duration::ZERO;
-        for successor in &commit.successors {
-            let step = self.store.get_step(&run.run_id, &successor.step_id).await?;
-            if step.status == StepStatus::Ready {
-                next_timeout = workflow
-                    .node(&step.step_id)
-                    .map_or(Duration::ZERO, |(_, n)| n.config.timeout);
-                ready.push(StepTask {
-                    run_id: run.run_id,
-                    step_id: step.step_id,
-                    attempt: step.attempt,
-                });
-            }
-        }
-        for node in lazy {
+        let joins = receipt
+            .ready
+            .iter()
+            .filter_map(|(id, attempt)| workflow.node(id).map(|(_, n)| (n, *attempt)));
+        for (node, attempt) in joins.chain(lazy.iter().map(|n| (*n, 1))) {
             next_timeout = node.config.timeout;
             ready.push(StepTask {
                 run_id: run.run_id,
                 step_id: node.id.clone(),
-                attempt: 1,
+                attempt,
             });
         }
-        if ready.is_empty() {
+        // Every step lies on a path to a leaf: a step with successors, none ready yet,
+        // leaves some leaf unfinished, so only a leaf's commit looks for the run's end.
+        if commit.successors.is_empty() && lazy.is_empty() {
             self.finish_if_done(&run.run_id, workflow).await?;
         }
         Ok((ready, next_timeout))

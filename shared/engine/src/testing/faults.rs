@@ -16,9 +16,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use wf_store::{
-    LeaseFence, NewRun, NewStep, Page, RunGuard, RunId, RunQuery, RunRecord, RunTransition,
-    StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId, StepOutput, StepTransition,
-    Store, StoreError, WorkflowRun,
+    CommitReceipt, LeaseFence, NewRun, NewStep, Page, RunGuard, RunId, RunQuery, RunRecord,
+    RunTransition, StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId, StepOutput,
+    StepTransition, Store, StoreError, WorkflowRun,
 };
 
 /// The seed when `WF_FAULT_SEED` is not set.
@@ -374,7 +374,7 @@ impl Store for FaultyStore {
         self.write("transition_step", || self.inner.transition_step(transition))
             .await
     }
-    async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
+    async fn commit_step(&self, commit: &StepCommit) -> Result<CommitReceipt, StoreError> {
         self.write("commit_step", || self.inner.commit_step(commit))
             .await
     }

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::Notify;
 use wf_store::{
-    LeaseFence, NewRun, NewStep, Page, RunGuard, RunId, RunQuery, RunRecord, RunStatus,
-    RunTransition, StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId, StepOutput,
-    StepStatus, StepTransition, Store, StoreError, WorkflowRun,
+    CommitReceipt, LeaseFence, NewRun, NewStep, Page, RunGuard, RunId, RunQuery, RunRecord,
+    RunStatus, RunTransition, StateEntry, StateKey, StepClaim, StepCommit, StepExecution, StepId,
+    StepOutput, StepStatus, StepTransition, Store, StoreError, WorkflowRun,
 };
 
 /// A call the wrapper can hold or fail.
@@ -236,7 +236,7 @@ impl Store for Interleave {
         self.answer(Call::TransitionStep(transition))?;
         Ok(step)
     }
-    async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
+    async fn commit_step(&self, commit: &StepCommit) -> Result<CommitReceipt, StoreError> {
         self.intercept(Call::CommitStep(commit)).await?;
         self.inner.commit_step(commit).await
     }

@@ -26,10 +26,10 @@ use super::{DynamoDbStore, Updated, conflict};
 use crate::error::{ItemKind, StoreError};
 use crate::model::{StepStatus, to_millis};
 use crate::records::{self, step_key};
-use crate::store::{NewStep, StepCommit, StepOutcome, Store, Successor};
+use crate::store::{CommitReceipt, NewStep, StepCommit, StepOutcome, Store, Successor};
 
 impl DynamoDbStore {
-    pub(super) async fn commit(&self, commit: &StepCommit) -> Result<(), StoreError> {
+    pub(super) async fn commit(&self, commit: &StepCommit) -> Result<CommitReceipt, StoreError> {
         records::validate_commit(commit)?;
         let output = commit
             .outcome
@@ -46,10 +46,13 @@ impl DynamoDbStore {
             self.put_commit_output(commit, output).await?;
         }
         self.update_committed_step(commit, inline).await?;
+        let mut receipt = CommitReceipt::default();
         for successor in &commit.successors {
-            self.tell_successor(commit, successor).await?;
+            if let Some(attempt) = self.tell_successor(commit, successor).await? {
+                receipt.ready.push((successor.step_id.clone(), attempt));
+            }
         }
-        Ok(())
+        Ok(receipt)
     }
 
     /// Puts the output item, tagged with the lease token. One left by a worker that lost
@@ -122,12 +125,13 @@ impl DynamoDbStore {
         }
     }
 
-    /// Tells one successor that this parent is done (idempotent).
+    /// Tells one successor that this parent is done (idempotent). Its attempt if it is
+    /// ready: created so, or every parent is in and it was `READY` after this write.
     async fn tell_successor(
         &self,
         commit: &StepCommit,
         successor: &Successor,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<u32>, StoreError> {
         let key = item::step_key(&commit.run_id, &successor.step_id);
         let single = successor.parents_total <= 1;
         let mut step = records::new_step(
@@ -148,10 +152,11 @@ impl DynamoDbStore {
         );
         if single {
             step.parents_done.insert(commit.step_id.clone());
-            // Already there: told by an earlier try, or redriven. Either way it stands.
+            // Already there: told by an earlier try, or redriven. Either way it stands, and
+            // it may be ready: a task for a step that is not is dropped by its claim.
             self.put_item(item::step_item(&step)?, Some(&Expr::absent()))
                 .await?;
-            return Ok(());
+            return Ok(Some(1));
         }
         let template = item::step_item(&step)?;
         let mut expr = Expr::default();
@@ -174,16 +179,24 @@ impl DynamoDbStore {
         let join = item::step_from_item(&joined)?;
         let complete =
             u32::try_from(join.parents_done.len()).unwrap_or(u32::MAX) >= join.parents_total;
-        if join.status == StepStatus::Pending && complete {
-            let mut ready = Expr::default();
-            ready
-                .set("status", s(StepStatus::Ready.as_str()))
-                .set("updatedAt", millis(to_millis(commit.at)))
-                .require_eq("status", s(StepStatus::Pending.as_str()));
-            // Refused: another parent's try made it ready first.
-            self.try_update(key, &ready).await?;
+        if !complete || join.status != StepStatus::Pending {
+            return Ok((complete && join.status == StepStatus::Ready).then_some(join.attempt));
         }
-        Ok(())
+        let mut ready = Expr::default();
+        ready
+            .set("status", s(StepStatus::Ready.as_str()))
+            .set("updatedAt", millis(to_millis(commit.at)))
+            .require_eq("status", s(StepStatus::Pending.as_str()));
+        Ok(match self.try_update(key, &ready).await? {
+            Updated::Applied(_) => Some(join.attempt),
+            // Another parent's try made it ready first, or it moved on since.
+            Updated::Refused(old) => old
+                .as_ref()
+                .map(item::step_from_item)
+                .transpose()?
+                .filter(|join| join.status == StepStatus::Ready)
+                .map(|join| join.attempt),
+        })
     }
 }
 

@@ -53,8 +53,8 @@ use crate::model::{
 };
 use crate::records::{self, check_payload, step_key};
 use crate::store::{
-    LeaseFence, NewRun, NewStep, Page, Retention, RunGuard, RunQuery, RunTransition, StepClaim,
-    StepCommit, StepTransition, Store,
+    CommitReceipt, LeaseFence, NewRun, NewStep, Page, Retention, RunGuard, RunQuery, RunTransition,
+    StepClaim, StepCommit, StepTransition, Store,
 };
 
 /// Most actions in one `TransactWriteItems` call.
@@ -956,7 +956,7 @@ impl Store for DynamoDbStore {
         item::step_from_item(&updated)
     }
 
-    async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
+    async fn commit_step(&self, commit: &StepCommit) -> Result<CommitReceipt, StoreError> {
         self.commit(commit).await
     }
 

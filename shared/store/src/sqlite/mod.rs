@@ -20,11 +20,13 @@ use serde_json::Value;
 use crate::error::{ItemKind, StoreError};
 use crate::ids::{RunId, StateKey, StepId};
 use crate::keys;
-use crate::model::{RunRecord, StateEntry, StepExecution, StepOutput, WorkflowRun, to_millis};
+use crate::model::{
+    RunRecord, StateEntry, StepExecution, StepOutput, StepStatus, WorkflowRun, to_millis,
+};
 use crate::records::{self, check_payload, step_key};
 use crate::store::{
-    LeaseFence, NewRun, NewStep, Page, Retention, RunGuard, RunQuery, RunTransition, StepClaim,
-    StepCommit, StepTransition, Store,
+    CommitReceipt, LeaseFence, NewRun, NewStep, Page, Retention, RunGuard, RunQuery, RunTransition,
+    StepClaim, StepCommit, StepTransition, Store,
 };
 use crate::{Cursor, CursorKey};
 
@@ -494,7 +496,7 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn commit_step(&self, commit: &StepCommit) -> Result<(), StoreError> {
+    async fn commit_step(&self, commit: &StepCommit) -> Result<CommitReceipt, StoreError> {
         records::validate_commit(commit)?;
         let output = commit
             .outcome
@@ -510,25 +512,38 @@ impl Store for SqliteStore {
             })
             .transpose()?;
         self.write(|tx| {
-            // One local transaction: a commit found already applied was applied whole.
-            let Some(step) =
-                records::committed_step(&load_step(tx, &commit.run_id, &commit.step_id)?, commit)?
-            else {
-                return Ok(());
-            };
-            put_step(tx, &step)?;
-            if let Some(output) = &output {
-                insert_output(tx, output)?;
-            }
-            for successor in &commit.successors {
-                let existing = find_step(tx, &commit.run_id, &successor.step_id)?;
-                if let Some(next) =
-                    records::successor_after(existing.as_ref(), commit, successor, &self.retention)
-                {
-                    put_step(tx, &next)?;
+            // One local transaction: a commit found already applied was applied whole, and
+            // its successors are reported as they stand.
+            let step =
+                records::committed_step(&load_step(tx, &commit.run_id, &commit.step_id)?, commit)?;
+            if let Some(step) = &step {
+                put_step(tx, step)?;
+                if let Some(output) = &output {
+                    insert_output(tx, output)?;
                 }
             }
-            Ok(())
+            let mut receipt = CommitReceipt::default();
+            for successor in &commit.successors {
+                let existing = find_step(tx, &commit.run_id, &successor.step_id)?;
+                let next = match step {
+                    Some(_) => records::successor_after(
+                        existing.as_ref(),
+                        commit,
+                        successor,
+                        &self.retention,
+                    ),
+                    None => None,
+                };
+                if let Some(next) = &next {
+                    put_step(tx, next)?;
+                }
+                if let Some(now) = next.or(existing)
+                    && now.status == StepStatus::Ready
+                {
+                    receipt.ready.push((now.step_id, now.attempt));
+                }
+            }
+            Ok(receipt)
         })
     }
 
