@@ -4,7 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -73,6 +73,8 @@ pub struct LocalRunner {
     sequence: u64,
     running: JoinSet<(StepTask, Result<(), EngineError>)>,
     budget: Option<Duration>,
+    /// Time spent executing tasks, summed: what execute-step invocations would bill.
+    busy: Arc<Mutex<Duration>>,
 }
 
 /// How long a task that failed with a transient error waits before it runs again, as an
@@ -92,6 +94,7 @@ impl LocalRunner {
             sequence: 0,
             running: JoinSet::new(),
             budget: None,
+            busy: Arc::default(),
         }
     }
 
@@ -101,6 +104,13 @@ impl LocalRunner {
     pub fn with_budget(mut self, budget: Duration) -> Self {
         self.budget = Some(budget);
         self
+    }
+
+    /// Time spent executing tasks so far, summed over tasks (durable sleeps and waits,
+    /// which are queue delays, are not in it): what execute-step invocations would bill,
+    /// an upper bound when tasks of one batch run side by side.
+    pub fn busy(&self) -> Duration {
+        self.busy.lock().map_or(Duration::ZERO, |busy| *busy)
     }
 
     fn enqueue(&mut self, task: StepTask, delay: Duration) {
@@ -119,8 +129,13 @@ impl LocalRunner {
             if let Some(Reverse((_, _, task))) = self.queue.pop() {
                 let executor = Arc::clone(&self.executor);
                 let budget = self.budget;
+                let busy = Arc::clone(&self.busy);
                 self.running.spawn(async move {
+                    let started = Instant::now();
                     let result = executor.execute(&task, budget).await;
+                    if let Ok(mut busy) = busy.lock() {
+                        *busy += started.elapsed();
+                    }
                     (task, result)
                 });
             }
