@@ -97,6 +97,7 @@ pub(crate) async fn finished_run(
                 status: RunStatus::Completed,
                 at: Utc::now(),
                 output: Some(json!({ "shipped": true })),
+                output_from: Vec::new(),
                 error: None,
             },
         )

@@ -109,6 +109,7 @@ async fn one_run(store: &dyn Store, ddb: Option<&DynamoDbStore>, tally: &mut Tal
         status: RunStatus::Completed,
         at: now,
         output: Some(json!({ "shipped": true })),
+        output_from: Vec::new(),
         error: None,
     };
     let (started, before) = (Instant::now(), ddb.map(DynamoDbStore::capacity));

@@ -291,6 +291,7 @@ mod tests {
                     status: RunStatus::Completed,
                     at,
                     output: Some(json!(42)),
+                    output_from: Vec::new(),
                     error: None,
                 },
             )

@@ -367,6 +367,7 @@ mod tests {
             updated_at: at,
             input: json!({ "orderId": "o-1" }),
             output: Some(json!({ "shipped": true })),
+            output_from: Vec::new(),
             error: None,
             resource_id: Some("o-1".into()),
             tags: BTreeMap::from([("env".into(), "prod".into())]),

@@ -122,6 +122,7 @@ pub async fn every_payload_round_trips(
                 status: RunStatus::Completed,
                 at,
                 output: Some(output.clone()),
+                output_from: Vec::new(),
                 error: None,
             },
         )
@@ -255,6 +256,7 @@ pub async fn oversized_payloads_are_refused(store: &OffloadStore) {
         status: RunStatus::Completed,
         at,
         output: Some(over.clone()),
+        output_from: Vec::new(),
         error: None,
     };
     too_large(

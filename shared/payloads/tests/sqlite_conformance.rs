@@ -38,6 +38,7 @@ wf_store::conformance_suite!(@cases fresh_store;
     a_claim_may_create_an_absent_step,
     a_guarded_create_applies_only_while_the_run_is_unchanged,
         a_large_input_survives_every_read_and_write_of_its_run,
+    a_large_run_output_made_of_step_outputs_reads_back_whole,
     outputs_load_in_batches,
     state_entries_set_get_delete_has_all,
     transition_step_checks_the_from_status,

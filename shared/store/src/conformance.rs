@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
             retrying_and_waiting_commits_park_the_step,
             a_commit_after_a_cancel_request_conflicts_and_writes_nothing,
             a_large_input_survives_every_read_and_write_of_its_run,
+            a_large_run_output_made_of_step_outputs_reads_back_whole,
             oversized_payloads_are_rejected_and_nothing_is_written,
             outputs_load_in_batches,
             state_entries_set_get_delete_has_all,
@@ -174,6 +175,7 @@ async fn cancelled(store: &dyn Store, run: &WorkflowRun, at: DateTime<Utc>) -> W
         status: RunStatus::Cancelled,
         at,
         output: None,
+        output_from: Vec::new(),
         error: Some(ErrorInfo::new("cancelled", "cancelled by user")),
     };
     store.transition_run(&run.run_id, &cancel).await.unwrap()
@@ -231,6 +233,7 @@ pub async fn a_large_input_survives_every_read_and_write_of_its_run(store: &dyn 
         status: RunStatus::Completed,
         at: t(10),
         output: Some(json!({"ok": true})),
+        output_from: Vec::new(),
         error: None,
     };
     store.transition_run(&run.run_id, &done).await.unwrap();
@@ -249,6 +252,65 @@ pub async fn a_large_input_survives_every_read_and_write_of_its_run(store: &dyn 
     store.import_run(&record).await.unwrap();
     assert_eq!(store.load_run_input(&run.run_id).await.unwrap(), input);
     assert_eq!(store.export_run(&run.run_id).await.unwrap(), record);
+}
+
+pub async fn a_large_run_output_made_of_step_outputs_reads_back_whole(store: &dyn Store) {
+    // GIVEN a run whose two leaves committed large outputs
+    let request = new_run("reports", t(0));
+    let run = store
+        .create_run(&request, &[ready("a", 0), ready("b", 1)])
+        .await
+        .unwrap();
+    let leaves = [step("a"), step("b")];
+    for (leaf, text) in leaves.iter().zip(["x", "y"]) {
+        store
+            .claim_step(&claim(&run, leaf.as_str(), 1, "w", t(1)))
+            .await
+            .unwrap();
+        let output = json!({ "report": text.repeat(2_000) });
+        store
+            .commit_step(&commit(
+                &run,
+                leaf.as_str(),
+                "w",
+                StepOutcome::Completed { output },
+            ))
+            .await
+            .unwrap();
+    }
+    // WHEN the run completes with their combined output, naming the steps it is made of
+    let outputs = store.load_outputs(&run.run_id, &leaves).await.unwrap();
+    let output = crate::combined_output(&leaves, outputs);
+    let done = RunTransition {
+        expected_status: run.status,
+        expected_version: run.version,
+        status: RunStatus::Completed,
+        at: t(10),
+        output: Some(output.clone()),
+        output_from: leaves.to_vec(),
+        error: None,
+    };
+    let ended = store.transition_run(&run.run_id, &done).await.unwrap();
+    assert_eq!(ended.output.as_ref(), Some(&output));
+    // THEN every read that promises the output has it whole (a backend may keep it as a
+    // reference to the steps' outputs rather than a copy), and so does the archive's read
+    assert_eq!(
+        store.get_run(&run.run_id).await.unwrap().output,
+        Some(output.clone())
+    );
+    let record = store.export_run(&run.run_id).await.unwrap();
+    assert_eq!(record.run.output.as_ref(), Some(&output));
+    assert!(record.run.output_from.is_empty());
+    let head = store.get_run_head(&run.run_id).await.unwrap();
+    let children = store.export_run_children(&head).await.unwrap();
+    assert_eq!(children.run.output.as_ref(), Some(&output));
+    // AND it survives the archive's delete and import
+    store.delete_run(&run.run_id).await.unwrap();
+    store.import_run(&record).await.unwrap();
+    assert_eq!(
+        store.get_run(&run.run_id).await.unwrap().output,
+        Some(output)
+    );
 }
 
 pub async fn creating_a_run_twice_conflicts(store: &dyn Store) {
@@ -331,6 +393,7 @@ pub async fn missing_items_are_not_found(store: &dyn Store) {
         status: RunStatus::Cancelled,
         at: t(1),
         output: None,
+        output_from: Vec::new(),
         error: None,
     };
     assert!(
@@ -377,6 +440,7 @@ pub async fn concurrent_transitions_exactly_one_wins(store: &dyn Store) {
             status: *status,
             at: t(10),
             output: None,
+            output_from: Vec::new(),
             error: None,
         };
         let run_id = run.run_id;
@@ -403,6 +467,7 @@ pub async fn stale_transition_conflicts_and_finishing_sets_retention(store: &dyn
         status: RunStatus::Waiting,
         at: t(100),
         output: None,
+        output_from: Vec::new(),
         error: None,
     };
     let waiting = store
@@ -421,6 +486,7 @@ pub async fn stale_transition_conflicts_and_finishing_sets_retention(store: &dyn
         status: RunStatus::Completed,
         at: t(2_000),
         output: Some(json!({ "shipped": true })),
+        output_from: Vec::new(),
         error: None,
     };
     let done = store.transition_run(&run.run_id, &finish).await.unwrap();
@@ -1072,6 +1138,7 @@ async fn seed_runs(store: &dyn Store) -> Vec<WorkflowRun> {
                 status: RunStatus::Completed,
                 at: t(i * 10 + 1),
                 output: Some(json!(i)),
+                output_from: Vec::new(),
                 error: None,
             };
             run = store
@@ -1350,6 +1417,7 @@ async fn finished_run_with_children(store: &dyn Store, entries: usize) -> Workfl
                 status: RunStatus::Completed,
                 at: t(6_000),
                 output: Some(json!("shipped")),
+                output_from: Vec::new(),
                 error: None,
             },
         )

@@ -197,6 +197,12 @@ pub struct WorkflowRun {
     pub input: Value,
     /// The final output, once completed.
     pub output: Option<Value>,
+    /// The steps whose stored outputs make up `output`, when a store keeps a large output
+    /// by reference instead of a second copy (DynamoDB): set on a run item read as it is
+    /// (`get_run_head`, a stream image), whose `output` is then `None`; `get_run` and the
+    /// archive read them back. Empty otherwise; not part of the run's JSON.
+    #[serde(skip)]
+    pub output_from: Vec<StepId>,
     /// Why it failed, once failed.
     pub error: Option<ErrorInfo>,
     /// The business object this run is about (an order id, a document id).
@@ -220,6 +226,7 @@ impl WorkflowRun {
     pub fn summary(mut self) -> Self {
         self.input = Value::Null;
         self.output = None;
+        self.output_from = Vec::new();
         self.error = None;
         self
     }

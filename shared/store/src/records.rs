@@ -38,6 +38,7 @@ pub(crate) fn new_run(run: &NewRun, retention: &Retention) -> WorkflowRun {
         updated_at: created_at,
         input: run.input.clone(),
         output: None,
+        output_from: Vec::new(),
         error: None,
         resource_id: run.resource_id.clone(),
         tags: run.tags.clone(),

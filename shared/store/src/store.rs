@@ -136,6 +136,9 @@ pub struct RunTransition {
     pub at: DateTime<Utc>,
     /// The final output (with `Completed`).
     pub output: Option<Value>,
+    /// The steps whose stored outputs make up `output` (see [`combined_output`]): a
+    /// backend may keep this reference instead of a copy of a large output. Empty: none.
+    pub output_from: Vec<StepId>,
     /// The failure (with `Failed` or `Cancelled`).
     pub error: Option<ErrorInfo>,
 }
@@ -304,6 +307,29 @@ pub struct StepCommit {
     pub duration_ms: u64,
     /// Commit time.
     pub at: DateTime<Utc>,
+}
+
+/// A run's output from the stored outputs of the steps that make it up (its leaves): the
+/// one step's output, or with several an object of their outputs by step id (null for a
+/// step without one).
+#[must_use]
+pub fn combined_output(step_ids: &[StepId], outputs: Vec<StepOutput>) -> Value {
+    if let [only] = step_ids {
+        return outputs
+            .into_iter()
+            .find(|output| output.step_id == *only)
+            .map_or(Value::Null, |output| output.output);
+    }
+    let mut object: serde_json::Map<String, Value> = step_ids
+        .iter()
+        .map(|id| (id.to_string(), Value::Null))
+        .collect();
+    for output in outputs {
+        if step_ids.contains(&output.step_id) {
+            object.insert(output.step_id.to_string(), output.output);
+        }
+    }
+    Value::Object(object)
 }
 
 /// What a commit found of the successors it named.

@@ -27,32 +27,38 @@ use crate::error::EngineError;
 use crate::telemetry::Event;
 use crate::workflow::Workflow;
 
-use super::{Executor, RUN_TRANSITION_TRIES, outputs_by_step, to_std};
+use super::{Executor, RUN_TRANSITION_TRIES, to_std};
 
 /// An open step of an ended run, as the clean-up finds it.
 #[derive(Debug, Clone, Copy)]
 enum Open<'a> {
     /// Stored.
     Stored(&'a StepExecution),
-    /// Not created yet: a single-parent successor of a step that flowed on.
+    /// Not created yet: a first step, or a single-parent successor of a step that flowed
+    /// on.
     Unborn(&'a NewStep),
 }
 
-/// The single-parent successors of `steps` that flowed on, not among `steps`: created by
-/// their own claim, they have no item until then. Described as cancelled.
-fn unborn_successors(workflow: &Workflow, steps: &[StepExecution]) -> Vec<NewStep> {
+/// The first steps, and the single-parent successors of `steps` that flowed on, not among
+/// `steps`: created by their own claim, they have no item until then. Described as
+/// cancelled.
+fn unborn_steps(workflow: &Workflow, steps: &[StepExecution]) -> Vec<NewStep> {
     let present: HashSet<&StepId> = steps.iter().map(|step| &step.step_id).collect();
-    steps
+    let successors = steps
         .iter()
         .filter(|step| Executor::flowed_on(workflow, step))
         .filter_map(|step| workflow.node(&step.step_id))
         .flat_map(|(index, _)| workflow.successors_of(index))
-        .filter(|(_, node)| node.parents.len() == 1 && !present.contains(&node.id))
+        .filter(|(_, node)| node.parents.len() == 1);
+    workflow
+        .roots()
+        .chain(successors)
+        .filter(|(_, node)| !present.contains(&node.id))
         .map(|(index, node)| NewStep {
             step_id: node.id.clone(),
             execution_index: u32::try_from(index).unwrap_or(u32::MAX),
             status: StepStatus::Cancelled,
-            parents_total: 1,
+            parents_total: u32::try_from(node.parents.len()).unwrap_or(u32::MAX),
             not_before: None,
         })
         .collect()
@@ -155,6 +161,7 @@ impl Executor {
             status: RunStatus::Running,
             at: now,
             output: None,
+            output_from: Vec::new(),
             error: None,
         };
         for _ in 0..RUN_TRANSITION_TRIES {
@@ -174,12 +181,12 @@ impl Executor {
 
     /// Moves a run to a terminal status, re-reading on contention, then (unless it
     /// completed) cancels its open steps. Returns the run as it ends up, or `None` if it
-    /// had already ended.
+    /// had already ended. `output`: the final output and the leaves it is made of.
     pub(super) async fn end_run(
         &self,
         run_id: &RunId,
         status: RunStatus,
-        output: Option<Value>,
+        output: Option<(Value, Vec<StepId>)>,
         error: Option<ErrorInfo>,
     ) -> Result<Option<WorkflowRun>, EngineError> {
         // The times of our tries: a run found ended at one of them, in our status, ended
@@ -208,7 +215,11 @@ impl Executor {
                 expected_version: current.version,
                 status,
                 at,
-                output: output.clone(),
+                output: output.as_ref().map(|(value, _)| value.clone()),
+                output_from: output
+                    .as_ref()
+                    .map(|(_, from)| from.clone())
+                    .unwrap_or_default(),
                 error: error.clone(),
             };
             match self.store.transition_run(run_id, &transition).await {
@@ -278,7 +289,7 @@ impl Executor {
         let unborn = self
             .registry
             .get(&ended.workflow_id, &ended.workflow_version)
-            .map(|workflow| unborn_successors(&workflow, &steps))
+            .map(|workflow| unborn_steps(&workflow, &steps))
             .unwrap_or_default();
         let open = steps
             .iter()
@@ -355,13 +366,9 @@ impl Executor {
             }
         }
         let outputs = self.store.load_outputs(run_id, &leaves).await?;
-        let output = if leaves.len() == 1 {
-            outputs.into_iter().next().map_or(Value::Null, |o| o.output)
-        } else {
-            outputs_by_step(&leaves, outputs)
-        };
+        let output = wf_store::combined_output(&leaves, outputs);
         match self
-            .end_run(run_id, RunStatus::Completed, Some(output), None)
+            .end_run(run_id, RunStatus::Completed, Some((output, leaves)), None)
             .await
         {
             Ok(ended) => Ok(ended.is_some()),

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::{info, warn};
 use wf_store::{
-    ErrorInfo, ItemKind, NewRun, NewStep, RunId, RunStatus, StateKey, StepId, StepStatus, Store,
-    StoreError, WorkflowRun,
+    ErrorInfo, ItemKind, NewRun, RunId, RunStatus, StateKey, StepId, StepStatus, Store, StoreError,
+    WorkflowRun,
 };
 
 use crate::clock::Clock;
@@ -125,17 +125,6 @@ fn error_info(error: &StepError) -> ErrorInfo {
     ErrorInfo::new(error.code(), error.message())
 }
 
-/// An object mapping each step id to its output (`null` where a step has none, e.g. it
-/// failed with `continue_on_error`).
-fn outputs_by_step(ids: &[StepId], outputs: Vec<wf_store::StepOutput>) -> Value {
-    let mut object: Map<String, Value> =
-        ids.iter().map(|id| (id.to_string(), Value::Null)).collect();
-    for output in outputs {
-        object.insert(output.step_id.to_string(), output.output);
-    }
-    Value::Object(object)
-}
-
 /// How many times a claim or a commit that failed transiently is tried again by the
 /// executor, under the same lease token (each try is itself retried by the store). Past
 /// them the task fails and is delivered again; a claim whose every answer was lost then
@@ -228,7 +217,7 @@ impl Executor {
     }
 
     /// Starts a run: validates the input against the workflow's first steps, writes the run
-    /// and its first steps, and dispatches them. With an idempotency key, a repeated start
+    /// and dispatches its first steps (created by their own claims, as successors are). With an idempotency key, a repeated start
     /// with the same input returns the first run (`replayed`); with another input it is
     /// `IdempotencyConflict`. Nothing is written when validation fails.
     pub async fn start(&self, request: StartRequest) -> Result<Started, EngineError> {
@@ -236,16 +225,7 @@ impl Executor {
         workflow.check_input(&request.input)?;
         let now = self.clock.now();
         let run_id = RunId::at(now);
-        let roots: Vec<NewStep> = workflow
-            .roots()
-            .map(|(index, node)| NewStep {
-                step_id: node.id.clone(),
-                execution_index: u32::try_from(index).unwrap_or(u32::MAX),
-                status: StepStatus::Ready,
-                parents_total: 0,
-                not_before: None,
-            })
-            .collect();
+        let roots: Vec<StepId> = workflow.roots().map(|(_, node)| node.id.clone()).collect();
         let new_run = NewRun {
             run_id,
             workflow_id: workflow.id().clone(),
@@ -259,7 +239,7 @@ impl Executor {
             retention_days: request.retention_days,
             created_at: now,
         };
-        let run = match self.store.create_run(&new_run, &roots).await {
+        let run = match self.store.create_run(&new_run, &[]).await {
             Ok(run) => run,
             // The run id is new: a run already under it is this call's own write, whose
             // answer was lost and which the store's retry met.
@@ -277,11 +257,11 @@ impl Executor {
                 // harmless), so they do not wait for the sweep.
                 if !existing.status.is_terminal() {
                     let mut waiting = Vec::new();
-                    for root in &roots {
-                        if let Ok(step) = self.store.get_step(&run_id, &root.step_id).await
-                            && step.status == StepStatus::Ready
-                        {
-                            waiting.push(root.step_id.clone());
+                    for root in roots {
+                        match self.store.get_step(&run_id, &root).await {
+                            Ok(step) if step.status != StepStatus::Ready => {}
+                            Ok(_) | Err(StoreError::NotFound { .. }) => waiting.push(root),
+                            Err(error) => return Err(error.into()),
                         }
                     }
                     self.dispatch_roots(&run_id, waiting).await;
@@ -294,8 +274,7 @@ impl Executor {
             Err(error) => return Err(error.into()),
         };
         info!(run_id = %run.run_id, workflow_id = %run.workflow_id, "run started");
-        self.dispatch_roots(&run_id, roots.into_iter().map(|root| root.step_id))
-            .await;
+        self.dispatch_roots(&run_id, roots).await;
         Ok(Started {
             run,
             replayed: false,

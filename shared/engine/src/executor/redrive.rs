@@ -125,6 +125,7 @@ impl Executor {
                 status: RunStatus::Running,
                 at,
                 output: None,
+                output_from: Vec::new(),
                 error: None,
             };
             match self

@@ -16,7 +16,8 @@ use super::{Executor, SweepReport, to_std};
 impl Executor {
     /// Finds stranded work in open runs and dispatches it again: ready or retrying steps
     /// untouched for `stale_after` (a lost dispatch), running steps whose lease lapsed (a
-    /// dead worker), waiting steps whose time has come, successors never created, and runs
+    /// dead worker), waiting steps whose time has come, first steps and successors never
+    /// created, and runs
     /// whose steps are all done. It also ends runs that cannot go on (a step failed and
     /// stopped it, its workflow version is not deployed). Safe to run at any time and
     /// concurrently: every action is a conditional write or an idempotent task. A run it
@@ -103,6 +104,20 @@ impl Executor {
             .collect();
         let mut gaps: HashSet<&StepId> = HashSet::new();
         let mut scheduled: Vec<(StepTask, Duration)> = Vec::new();
+        // A first step is created by its claim: missing once the run is as old as a stale
+        // ready step, its task was lost (a start that died before it dispatched).
+        if stale_before.is_none_or(|stale| run.created_at <= stale) {
+            for (_, root) in workflow.roots() {
+                if !existing.contains(&root.id) && gaps.insert(&root.id) {
+                    let task = StepTask {
+                        run_id: run.run_id,
+                        step_id: root.id.clone(),
+                        attempt: 1,
+                    };
+                    scheduled.push((task, Duration::ZERO));
+                }
+            }
+        }
         for step in &steps {
             let due_in = step.not_before.map_or(Duration::ZERO, |t| to_std(t - now));
             // Claims need the lease strictly lapsed: aim just past its end.

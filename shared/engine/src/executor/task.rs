@@ -18,14 +18,14 @@ use crate::telemetry::Event;
 use crate::workflow::{Node, NodeKind, Workflow};
 
 use super::finish::Cancelled;
-use super::{Executor, after, error_info, outputs_by_step, retry_transient, signal_key, to_std};
+use super::{Executor, after, error_info, retry_transient, signal_key, to_std};
 
 /// Where a task's step stands.
 enum Located {
     /// As stored.
     Stored(Box<StepExecution>),
-    /// Not created yet and due (its parent flowed on): its claim creates it. `input`: its
-    /// parent's output, if read on the way.
+    /// Not created yet and due (a first step of an open run, or its parent flowed on):
+    /// its claim creates it. `input`: its parent's output, if read on the way.
     Unborn { step: NewStep, input: Option<Value> },
 }
 
@@ -221,7 +221,7 @@ impl Executor {
         // sleeps and waits, whose later tasks wake them at attempt 1, nor for an ended run,
         // whose leftover steps a task still cancels.
         if task.attempt == 1
-            && node.parents.len() == 1
+            && node.parents.len() <= 1
             && matches!(node.kind, NodeKind::Task { .. })
             && !run.status.is_terminal()
         {
@@ -237,7 +237,7 @@ impl Executor {
         };
         let step = match peeked {
             // Created by its own claim, whose condition is the check.
-            None if node.parents.len() == 1 => {
+            None if node.parents.len() <= 1 => {
                 return self.unborn(run, workflow, index, node).await;
             }
             Some(step)
@@ -250,7 +250,7 @@ impl Executor {
             _ => self.store.get_step(&task.run_id, &task.step_id).await,
         };
         match step {
-            Err(StoreError::NotFound { .. }) if node.parents.len() == 1 => {
+            Err(StoreError::NotFound { .. }) if node.parents.len() <= 1 => {
                 return self.unborn(run, workflow, index, node).await;
             }
             // Absent, or a pending join of an open run: maybe a parent's telling was lost.
@@ -265,9 +265,11 @@ impl Executor {
             .map(|step| Located::Stored(Box::new(step))))
     }
 
-    /// A single-parent step not created yet: its parent's commit leaves it to its own
-    /// claim, which creates it (one write instead of two). Only once the parent flowed
-    /// on; the parent's output, read to check that, is the step's input.
+    /// A first step or a single-parent step not created yet: the run's start and the
+    /// parent's commit leave it to its own claim, which creates it (one write instead of
+    /// two). A first step is due while the run is open (its caller checks); a successor
+    /// only once its parent flowed on, and the parent's output, read to check that, is
+    /// its input.
     async fn unborn(
         &self,
         run: &WorkflowRun,
@@ -275,8 +277,20 @@ impl Executor {
         index: usize,
         node: &Node,
     ) -> Result<Option<Located>, EngineError> {
-        let [parent] = node.parents.as_slice() else {
-            return Ok(None);
+        let unborn = |parents_total, input| {
+            let step = NewStep {
+                step_id: node.id.clone(),
+                execution_index: u32::try_from(index).unwrap_or(u32::MAX),
+                status: StepStatus::Ready,
+                parents_total,
+                not_before: None,
+            };
+            Some(Located::Unborn { step, input })
+        };
+        let parent = match node.parents.as_slice() {
+            [] => return Ok(unborn(0, None)),
+            [parent] => parent,
+            _ => return Ok(None),
         };
         let input = match self.store.load_output(&run.run_id, parent).await? {
             // Only a step that completed or was skipped has an output: it flowed on.
@@ -287,14 +301,7 @@ impl Executor {
                 Err(error) => return Err(error.into()),
             },
         };
-        let step = NewStep {
-            step_id: node.id.clone(),
-            execution_index: u32::try_from(index).unwrap_or(u32::MAX),
-            status: StepStatus::Ready,
-            parents_total: 1,
-            not_before: None,
-        };
-        Ok(Some(Located::Unborn { step, input }))
+        Ok(unborn(1, input))
     }
 
     /// Claims, retrying transient failures with the same lease token: a claim applied but
@@ -579,7 +586,7 @@ impl Executor {
                 .map_or(Value::Null, |o| o.output)),
             parents => {
                 let outputs = self.store.load_outputs(&run.run_id, parents).await?;
-                Ok(outputs_by_step(parents, outputs))
+                Ok(wf_store::combined_output(parents, outputs))
             }
         }
     }

@@ -40,6 +40,7 @@ pub async fn guarded_transition_applies_only_while_the_run_is_unchanged(store: &
                 status: RunStatus::Failed,
                 at: t(1),
                 output: None,
+                output_from: Vec::new(),
                 error: None,
             },
         )

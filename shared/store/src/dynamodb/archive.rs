@@ -12,6 +12,7 @@ use crate::ids::RunId;
 use crate::keys;
 use crate::model::{RunRecord, StateEntry, StepExecution, WorkflowRun};
 use crate::records::check_record;
+use crate::store::combined_output;
 
 /// The items of one run's partition, decoded.
 pub(super) struct Partition {
@@ -31,9 +32,14 @@ impl Partition {
         if let Some(input) = self.input {
             run.input = input;
         }
+        let outputs = resolve(&self.step_items, &self.output_items)?;
+        if !run.output_from.is_empty() {
+            let from = std::mem::take(&mut run.output_from);
+            run.output = Some(combined_output(&from, outputs.clone()));
+        }
         Ok(RunRecord {
             run,
-            outputs: resolve(&self.step_items, &self.output_items)?,
+            outputs,
             steps: self.steps,
             state: self.state,
         })

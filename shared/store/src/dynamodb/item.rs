@@ -239,11 +239,18 @@ pub(crate) fn run_item(run: &WorkflowRun) -> Result<Item, StoreError> {
     ]);
     put_opt(&mut item, "startedAt", run.started_at.map(millis));
     put_opt(&mut item, "completedAt", run.completed_at.map(millis));
-    put_opt(
-        &mut item,
-        "output",
-        run.output.as_ref().map(json).transpose()?,
-    );
+    if run.output_from.is_empty() {
+        put_opt(
+            &mut item,
+            "output",
+            run.output.as_ref().map(json).transpose()?,
+        );
+    } else {
+        item.insert(
+            "outputFrom".to_owned(),
+            AttributeValue::Ss(run.output_from.iter().map(ToString::to_string).collect()),
+        );
+    }
     put_opt(
         &mut item,
         "error",
@@ -262,6 +269,11 @@ pub(crate) fn run_item(run: &WorkflowRun) -> Result<Item, StoreError> {
 /// Largest encoded input kept on the run item: the engine reads the run item on every
 /// task, so a larger input gets an item of its own and the run item stays one read unit.
 pub(crate) const INLINE_INPUT_BYTES: usize = 1024;
+
+/// Largest encoded output kept on the run item as a copy; a larger one made of stored step
+/// outputs is kept as a reference to them (`outputFrom`), so a run's end costs the same
+/// whatever its leaves returned.
+pub(crate) const INLINE_RUN_OUTPUT_BYTES: usize = 512;
 
 /// The sort key of a run's input item.
 const INPUT_SK: &str = "INPUT";
@@ -325,6 +337,11 @@ pub(crate) fn run_from_item(item: &Item) -> Result<WorkflowRun, StoreError> {
         // Index items (listings) carry no payloads.
         input: r.opt_json("input")?.unwrap_or(serde_json::Value::Null),
         output: r.opt_json("output")?,
+        output_from: r
+            .string_set("outputFrom")?
+            .into_iter()
+            .map(|id| StepId::parse(id.clone()).map_err(|_| r.corrupt("outputFrom", "bad step id")))
+            .collect::<Result<_, _>>()?,
         error: r.opt_json::<ErrorInfo>("error")?,
         resource_id: r.opt_s("resourceId")?.map(str::to_owned),
         tags: r.string_map("tags")?,
@@ -526,6 +543,7 @@ mod tests {
             updated_at: at,
             input: json!({"a": [1, 2, {"b": null}]}),
             output: None,
+            output_from: Vec::new(),
             error: Some(ErrorInfo::new("x", "y")),
             resource_id: Some("order-9".into()),
             tags: BTreeMap::from([("env".into(), "prod".into())]),

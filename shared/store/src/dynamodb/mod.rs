@@ -54,7 +54,7 @@ use crate::model::{
 use crate::records::{self, check_payload, step_key};
 use crate::store::{
     CommitReceipt, LeaseFence, NewRun, NewStep, Page, Retention, RunGuard, RunQuery, RunTransition,
-    StepClaim, StepCommit, StepTransition, Store,
+    StepClaim, StepCommit, StepTransition, Store, combined_output,
 };
 
 /// Most actions in one `TransactWriteItems` call.
@@ -734,6 +734,13 @@ impl Store for DynamoDbStore {
         {
             run.input = item::input_from_item(&input)?;
         }
+        if !run.output_from.is_empty() {
+            let from = std::mem::take(&mut run.output_from);
+            run.output = Some(combined_output(
+                &from,
+                self.load_outputs(run_id, &from).await?,
+            ));
+        }
         if run.status == crate::RunStatus::Completed {
             // The final count was stored when it completed.
             return Ok(run);
@@ -793,6 +800,17 @@ impl Store for DynamoDbStore {
         }
         if let Some(AttributeValue::S(text)) = encoded.get("output") {
             check_payload("output", text)?;
+            // A large output made of stored step outputs is kept as a reference to them:
+            // a second copy would bill its size again (and grow the run item every read).
+            if text.len() > item::INLINE_RUN_OUTPUT_BYTES && !transition.output_from.is_empty() {
+                encoded = item::run_item(&WorkflowRun {
+                    output_from: transition.output_from.clone(),
+                    ..next.clone()
+                })?;
+                if item::input_is_apart(&found) {
+                    item::drop_input(&mut encoded);
+                }
+            }
         }
         let mut expr = Expr::default();
         expr.require_eq("status", s(current.status.as_str()))

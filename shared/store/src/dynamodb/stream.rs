@@ -153,6 +153,7 @@ mod tests {
             updated_at: at,
             input: json!({ "a": [1, 2] }),
             output: Some(json!("done")),
+            output_from: Vec::new(),
             error: None,
             resource_id: Some("order-1".into()),
             tags: BTreeMap::from([("team".into(), "ops".into())]),
