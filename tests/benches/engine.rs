@@ -222,8 +222,17 @@ async fn billed_profile(
         Arc::new(SystemClock),
     ));
     // Each task runs with a Lambda invocation's time, so single successors chain.
-    let mut runner =
-        LocalRunner::new(Arc::clone(&executor), receiver).with_budget(Duration::from_secs(300));
+    // One task at a time, so each task's time is its own (Lambda instances do not share
+    // cores); the runner's looks at the run go through a second, unbilled client.
+    let watch = DynamoDbStore::new(
+        dynamodb_client(local.endpoint()).await,
+        store.table().to_owned(),
+        Retention::default(),
+    );
+    let mut runner = LocalRunner::new(Arc::clone(&executor), receiver)
+        .with_budget(Duration::from_secs(300))
+        .with_max_running(1)
+        .with_watch_store(Arc::new(watch));
     let before = store.billed();
     let local_before = store.capacity();
     let mut starting = Duration::ZERO;

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use wf_store::{RunId, WorkflowRun};
+use wf_store::{RunId, Store, WorkflowRun};
 
 use super::{Dispatcher, StepTask};
 use crate::error::EngineError;
@@ -75,6 +75,10 @@ pub struct LocalRunner {
     budget: Option<Duration>,
     /// Time spent executing tasks, summed: what execute-step invocations would bill.
     busy: Arc<Mutex<Duration>>,
+    /// Most tasks run at once (none: every due task).
+    max_running: Option<usize>,
+    /// Where the runner looks at the run it waits for (by default the executor's store).
+    watch: Option<Arc<dyn Store>>,
 }
 
 /// How long a task that failed with a transient error waits before it runs again, as an
@@ -95,6 +99,8 @@ impl LocalRunner {
             running: JoinSet::new(),
             budget: None,
             busy: Arc::default(),
+            max_running: None,
+            watch: None,
         }
     }
 
@@ -103,6 +109,23 @@ impl LocalRunner {
     #[must_use]
     pub fn with_budget(mut self, budget: Duration) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Runs at most `max` tasks at once, as that many Lambda instances would: with one,
+    /// each task's time is its own, not shared with others on this machine's cores.
+    #[must_use]
+    pub fn with_max_running(mut self, max: usize) -> Self {
+        self.max_running = Some(max.max(1));
+        self
+    }
+
+    /// Looks at the awaited run through `store` (the same table), so that a measurement
+    /// of the executor's store leaves out the runner's own looks, which no deployment
+    /// makes.
+    #[must_use]
+    pub fn with_watch_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.watch = Some(store);
         self
     }
 
@@ -125,6 +148,7 @@ impl LocalRunner {
             .queue
             .peek()
             .is_some_and(|Reverse((due, _, _))| *due <= now)
+            && self.max_running.is_none_or(|max| self.running.len() < max)
         {
             if let Some(Reverse((_, _, task))) = self.queue.pop() {
                 let executor = Arc::clone(&self.executor);
@@ -156,7 +180,8 @@ impl LocalRunner {
             self.start_due();
             let next_due = self.queue.peek().map(|Reverse((due, _, _))| *due);
             if self.running.is_empty() {
-                let run = match self.executor.store().get_run(run_id).await {
+                let store = self.watch.as_ref().unwrap_or(self.executor.store());
+                let run = match store.get_run(run_id).await {
                     Ok(run) => run,
                     // A throttle or a 5xx says nothing about the run: look again shortly.
                     Err(error) if error.is_retryable() => {
@@ -179,7 +204,13 @@ impl LocalRunner {
                     Some(_) => {}
                 }
             }
-            let wake = next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // With every slot taken, a due task waits for one to free, not for its time.
+            let full = self
+                .max_running
+                .is_some_and(|max| self.running.len() >= max);
+            let wake = next_due
+                .filter(|_| !full)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 Some(result) = self.running.join_next(), if !self.running.is_empty() => {
                     match result {
