@@ -58,6 +58,7 @@ pub(crate) async fn finished_run(
                 now: at,
                 lease_until: at + TimeDelta::seconds(60),
                 if_absent: None,
+                wake: None,
             })
             .await
             .unwrap();

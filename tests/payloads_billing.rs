@@ -120,6 +120,7 @@ async fn costs(store: &OffloadStore, meter: &Meter, bytes: usize) -> BTreeMap<&'
             now: at,
             lease_until: at + Duration::seconds(60),
             if_absent: None,
+            wake: None,
         })
         .await
         .unwrap();

@@ -77,6 +77,7 @@ async fn one_run(store: &dyn Store, ddb: Option<&DynamoDbStore>, tally: &mut Tal
         now,
         lease_until: now + TimeDelta::seconds(60),
         if_absent: None,
+        wake: None,
     };
     let (started, before) = (Instant::now(), ddb.map(DynamoDbStore::capacity));
     store.claim_step(&claim).await.unwrap();

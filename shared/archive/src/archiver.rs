@@ -261,6 +261,7 @@ mod tests {
             now: at,
             lease_until: at + Duration::seconds(30),
             if_absent: None,
+            wake: None,
         };
         store.claim_step(&claim).await.unwrap();
         store

@@ -67,6 +67,7 @@ fn claim(run_id: RunId, at: DateTime<Utc>) -> StepClaim {
         now: at,
         lease_until: at + Duration::seconds(60),
         if_absent: None,
+        wake: None,
     }
 }
 

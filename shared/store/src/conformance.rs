@@ -136,6 +136,7 @@ fn claim(run: &WorkflowRun, id: &str, attempt: u32, owner: &str, now: DateTime<U
         now,
         lease_until: now + TimeDelta::seconds(30),
         if_absent: None,
+        wake: None,
     }
 }
 
@@ -411,6 +412,7 @@ pub async fn missing_items_are_not_found(store: &dyn Store) {
         now: t(0),
         lease_until: t(1),
         if_absent: None,
+        wake: None,
     };
     assert!(
         store
@@ -901,6 +903,25 @@ pub async fn retrying_and_waiting_commits_park_the_step(store: &dyn Store) {
     assert_eq!(a.waiting_for.as_deref(), Some("approved"));
     assert_eq!(a.not_before, Some(t(60_000)));
     assert_eq!(store.get_run(&run.run_id).await.unwrap().completed_steps, 0);
+    // A parked step is claimed only by a wake, which records when it woke.
+    assert_conflict(
+        store
+            .claim_step(&claim(&run, "a", 2, "w3", t(70_000)))
+            .await,
+        "a claim of a parked step without a wake",
+    );
+    let wake = StepClaim {
+        wake: Some(t(60_000)),
+        ..claim(&run, "a", 2, "w3", t(70_000))
+    };
+    let woken = store.claim_step(&wake).await.unwrap();
+    assert_eq!(woken.status, StepStatus::Running);
+    assert_eq!(woken.not_before, Some(t(60_000)));
+    assert_eq!(woken.waiting_for.as_deref(), Some("approved"));
+    assert_eq!(
+        store.get_step(&run.run_id, &step("a")).await.unwrap(),
+        woken
+    );
 }
 
 pub async fn a_commit_after_a_cancel_request_conflicts_and_writes_nothing(store: &dyn Store) {

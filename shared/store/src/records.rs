@@ -155,6 +155,7 @@ pub(crate) fn claimed_step(
     }
     let claimable = match current.status {
         StepStatus::Ready | StepStatus::Retrying => true,
+        StepStatus::Waiting => claim.wake.is_some(),
         StepStatus::Running => current
             .lease
             .as_ref()
@@ -177,6 +178,9 @@ pub(crate) fn claimed_step(
     });
     step.started_at = step.started_at.or(Some(now));
     step.updated_at = now;
+    if let Some(woke) = claim.wake {
+        step.not_before = Some(to_millis(woke));
+    }
     // A new lease starts clean: a cancel asked of a lapsed holder was for a run that a
     // redrive has since reopened (an ended run's steps are not claimed).
     step.cancel_requested = false;

@@ -162,6 +162,10 @@ pub struct StepClaim {
     /// step to create, already claimed, if it does not exist yet. Saves the write that
     /// would make it `Ready` first; its `status` is not used.
     pub if_absent: Option<NewStep>,
+    /// For a parked step the caller saw due (its time came, or its signal arrived): the
+    /// step may also be claimed from `Waiting`, and this becomes its `not_before`, which
+    /// marks it woken. Saves the write that would make it `Ready` first.
+    pub wake: Option<DateTime<Utc>>,
 }
 
 /// A conditional step transition that needs no lease (wake a waiting step, cancel a

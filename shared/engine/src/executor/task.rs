@@ -99,7 +99,7 @@ impl Executor {
             }
             return Ok(nothing);
         };
-        let (attempt, woke, if_absent, input) =
+        let (attempt, woke, woken_at, if_absent, input) =
             match self.locate_step(task, &run, &workflow, index, node).await? {
                 None => return Ok(nothing),
                 Some(Located::Stored(step)) => {
@@ -113,7 +113,12 @@ impl Executor {
                     // first run has none) and keeps it through the wake: so it woke iff
                     // it has one. Comparing the wake time with this worker's clock would
                     // re-park the whole duration when this clock runs behind the waker's.
-                    (step.attempt, step.not_before.is_some(), None, None)
+                    // One still parked (found due) is woken by its claim, which records
+                    // when it woke.
+                    let woken_at = (step.status == StepStatus::Waiting)
+                        .then(|| step.not_before.unwrap_or(now).min(now));
+                    let woke = step.not_before.is_some() || woken_at.is_some();
+                    (step.attempt, woke, woken_at, None, None)
                 }
                 Some(Located::Unborn { step, input }) => {
                     if run.status.is_terminal() || task.attempt != 1 {
@@ -121,7 +126,7 @@ impl Executor {
                         debug!("task for a step never created, of an ended run or stale; dropped");
                         return Ok(nothing);
                     }
-                    (1, false, Some(step), input)
+                    (1, false, None, Some(step), input)
                 }
             };
         self.check_time_to_start(node, deadline)?;
@@ -133,6 +138,7 @@ impl Executor {
             now,
             lease_until: after(now, node.config.timeout + self.config.lease_margin),
             if_absent,
+            wake: woken_at,
         };
         let claimed = match self.claim_with_retries(&claim).await {
             Ok(step) => step,
@@ -360,7 +366,8 @@ impl Executor {
                     self.redispatch_at(task, step.not_before, now).await?;
                     return Ok(None);
                 }
-                self.wake(&step, now).await?
+                // Due: its claim wakes it (see `StepClaim::wake`).
+                Some(step)
             }
             StepStatus::Ready | StepStatus::Retrying
                 if step.not_before.is_some_and(|t| t > now) =>
@@ -601,39 +608,6 @@ impl Executor {
         self.dispatcher
             .dispatch(std::slice::from_ref(task), delay)
             .await
-    }
-
-    /// Moves a parked step back to `Ready`, keeping its wake time so the node knows it woke.
-    pub(super) async fn wake(
-        &self,
-        step: &StepExecution,
-        now: DateTime<Utc>,
-    ) -> Result<Option<StepExecution>, EngineError> {
-        let transition = StepTransition {
-            run_id: step.run_id,
-            step_id: step.step_id.clone(),
-            from: vec![StepStatus::Waiting],
-            status: StepStatus::Ready,
-            attempt: None,
-            not_before: Some(step.not_before.unwrap_or(now).min(now)),
-            waiting_for: step.waiting_for.clone(),
-            error: None,
-            at: now,
-            run_guard: None,
-        };
-        match self.store.transition_step(&transition).await {
-            Ok(step) => Ok(Some(step)),
-            Err(StoreError::Conflict { .. }) => {
-                // Woken already, by this call (a retry after a lost answer) or another
-                // worker: claiming it is the next move either way, and is conditional.
-                let current = self.store.get_step(&step.run_id, &step.step_id).await?;
-                Ok(
-                    (current.status == StepStatus::Ready && current.attempt == step.attempt)
-                        .then_some(current),
-                )
-            }
-            Err(error) => Err(error.into()),
-        }
     }
 }
 

@@ -571,8 +571,12 @@ pub async fn writes_whose_answers_were_lost_are_recognised(store: Arc<dyn Store>
         .count();
     assert_eq!(ends, 1, "the run's end is reported once");
 
-    // A wake whose answer was lost: the step still runs at once.
-    faults.lose_answer(1, step_to("await-approval", StepStatus::Ready));
+    // A wake (the claim that wakes a parked step) whose answer was lost: the step still
+    // runs at once.
+    faults.lose_answer(
+        1,
+        |call| matches!(call, Call::ClaimStep(c) if c.step_id.as_str() == "await-approval" && c.wake.is_some()),
+    );
     let run_id = bed.start("approval", json!({ "doc": "d-10" })).await;
     let _ = bed.runner.run(&run_id, unit * 10).await.unwrap();
     bed.executor

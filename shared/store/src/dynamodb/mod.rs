@@ -932,8 +932,16 @@ impl Store for DynamoDbStore {
             expr.value(millis(now)),
             expr.value(n(claim.attempt)),
         );
+        // A wake also claims from WAITING, and records when it woke.
+        let waiting = match claim.wake {
+            Some(woke) => {
+                expr.set("notBefore", millis(to_millis(woke)));
+                format!(", {}", expr.value(s(StepStatus::Waiting.as_str())))
+            }
+            None => String::new(),
+        };
         let claimable = format!(
-            "({attempt} = {claimed_attempt} AND ({status} IN ({ready}, {retrying}) OR \
+            "({attempt} = {claimed_attempt} AND ({status} IN ({ready}, {retrying}{waiting}) OR \
              ({status} = {running} AND \
              (attribute_not_exists({lease_until}) OR {lease_until} < {now_value}))))"
         );
