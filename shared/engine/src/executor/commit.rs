@@ -265,7 +265,8 @@ impl Executor {
         // Every step lies on a path to a leaf: a step with successors, none ready yet,
         // leaves some leaf unfinished, so only a leaf's commit looks for the run's end.
         if commit.successors.is_empty() && lazy.is_empty() {
-            self.finish_if_done(&run.run_id, workflow).await?;
+            self.finish_if_done(&run.run_id, workflow, Some(commit))
+                .await?;
         }
         Ok((ready, next_timeout))
     }

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{info, warn};
 use wf_store::{
-    ErrorInfo, ItemKind, NewStep, RunGuard, RunId, RunStatus, RunTransition, StepExecution, StepId,
-    StepStatus, StepTransition, StoreError, WorkflowRun,
+    ErrorInfo, ItemKind, NewStep, RunGuard, RunId, RunStatus, RunTransition, StepCommit,
+    StepExecution, StepId, StepOutput, StepStatus, StepTransition, StoreError, WorkflowRun,
 };
 
 use crate::dispatch::StepTask;
@@ -350,22 +350,46 @@ impl Executor {
     }
     /// Completes the run if every step is done; its output is its leaves' output. A run
     /// whose output is too large to store fails with `run_output_too_large` instead.
+    /// `committed`: a leaf's commit that flowed on, just made by this worker (neither the
+    /// leaf nor its output is read back).
     pub(super) async fn finish_if_done(
         &self,
         run_id: &RunId,
         workflow: &Workflow,
+        committed: Option<&StepCommit>,
     ) -> Result<bool, EngineError> {
         // Every step lies on a path to a leaf and starts only once its parents finished, so
         // the run is done when every leaf finished and flowed on: no count on the run item.
         let leaves: Vec<StepId> = workflow.leaves().map(|n| n.id.clone()).collect();
-        for leaf in &leaves {
+        let others: Vec<StepId> = leaves
+            .iter()
+            .filter(|leaf| committed.is_none_or(|c| c.step_id != **leaf))
+            .cloned()
+            .collect();
+        for leaf in &others {
             match self.store.get_step(run_id, leaf).await {
                 Ok(step) if Self::flowed_on(workflow, &step) => {}
                 Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(false),
                 Err(error) => return Err(error.into()),
             }
         }
-        let outputs = self.store.load_outputs(run_id, &leaves).await?;
+        let mut outputs = if others.is_empty() {
+            Vec::new()
+        } else {
+            self.store.load_outputs(run_id, &others).await?
+        };
+        if let Some(commit) = committed
+            && let Some(output) = commit.outcome.output()
+        {
+            outputs.push(StepOutput {
+                run_id: *run_id,
+                step_id: commit.step_id.clone(),
+                output: output.clone(),
+                created_at: commit.at,
+                // Only the value is combined.
+                ttl: 0,
+            });
+        }
         let output = wf_store::combined_output(&leaves, outputs);
         match self
             .end_run(run_id, RunStatus::Completed, Some((output, leaves)), None)

@@ -118,7 +118,7 @@ impl Executor {
                 })
                 .unwrap_or_default();
             if tasks.is_empty() {
-                self.finish_if_done(&run.run_id, workflow).await?;
+                self.finish_if_done(&run.run_id, workflow, None).await?;
             } else {
                 self.dispatcher.dispatch(&tasks, Duration::ZERO).await?;
             }

@@ -176,7 +176,7 @@ impl Executor {
                 .dispatch(std::slice::from_ref(task), *delay)
                 .await?;
         }
-        let finished = self.finish_if_done(&run.run_id, &workflow).await?;
+        let finished = self.finish_if_done(&run.run_id, &workflow, None).await?;
         Ok((u32::try_from(scheduled.len()).unwrap_or(u32::MAX), finished))
     }
 
