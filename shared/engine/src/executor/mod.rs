@@ -217,9 +217,10 @@ impl Executor {
     }
 
     /// Starts a run: validates the input against the workflow's first steps, writes the run
-    /// and dispatches its first steps (created by their own claims, as successors are). With an idempotency key, a repeated start
-    /// with the same input returns the first run (`replayed`); with another input it is
-    /// `IdempotencyConflict`. Nothing is written when validation fails.
+    /// and dispatches its first steps (created by their own claims, as successors are).
+    /// With an idempotency key, a repeated start with the same input returns the first run
+    /// (`replayed`); with another input it is `IdempotencyConflict`. Nothing is written
+    /// when validation fails.
     pub async fn start(&self, request: StartRequest) -> Result<Started, EngineError> {
         let workflow = self.registry.latest(&request.workflow_id)?;
         workflow.check_input(&request.input)?;

@@ -246,10 +246,7 @@ pub(crate) fn run_item(run: &WorkflowRun) -> Result<Item, StoreError> {
             run.output.as_ref().map(json).transpose()?,
         );
     } else {
-        item.insert(
-            "outputFrom".to_owned(),
-            AttributeValue::Ss(run.output_from.iter().map(ToString::to_string).collect()),
-        );
+        refer_output(&mut item, &run.output_from);
     }
     put_opt(
         &mut item,
@@ -274,6 +271,15 @@ pub(crate) const INLINE_INPUT_BYTES: usize = 1024;
 /// outputs is kept as a reference to them (`outputFrom`), so a run's end costs the same
 /// whatever its leaves returned.
 pub(crate) const INLINE_RUN_OUTPUT_BYTES: usize = 512;
+
+/// Replaces a run item's output with the steps whose stored outputs make it up.
+pub(crate) fn refer_output(run: &mut Item, steps: &[StepId]) {
+    run.remove("output");
+    run.insert(
+        "outputFrom".to_owned(),
+        AttributeValue::Ss(steps.iter().map(ToString::to_string).collect()),
+    );
+}
 
 /// The sort key of a run's input item.
 const INPUT_SK: &str = "INPUT";

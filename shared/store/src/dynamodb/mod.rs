@@ -803,13 +803,7 @@ impl Store for DynamoDbStore {
             // A large output made of stored step outputs is kept as a reference to them:
             // a second copy would bill its size again (and grow the run item every read).
             if text.len() > item::INLINE_RUN_OUTPUT_BYTES && !transition.output_from.is_empty() {
-                encoded = item::run_item(&WorkflowRun {
-                    output_from: transition.output_from.clone(),
-                    ..next.clone()
-                })?;
-                if item::input_is_apart(&found) {
-                    item::drop_input(&mut encoded);
-                }
+                item::refer_output(&mut encoded, &transition.output_from);
             }
         }
         let mut expr = Expr::default();
