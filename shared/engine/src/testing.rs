@@ -106,6 +106,7 @@ macro_rules! engine_suite_realtime {
             a_wake_claimed_by_a_worker_whose_clock_is_behind_completes,
             a_task_for_a_step_not_in_the_definition_fails_the_run,
             a_step_whose_timeout_does_not_fit_is_not_started,
+            a_run_cancelled_before_its_first_claim_never_starts_it,
             writes_whose_answers_were_lost_are_recognised
         );
     };

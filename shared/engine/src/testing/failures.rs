@@ -546,6 +546,35 @@ pub async fn a_step_whose_timeout_does_not_fit_is_not_started(
     assert!(matches!(slow, Err(StoreError::NotFound { .. })), "{slow:?}");
 }
 
+/// A run cancelled before its first step was claimed: that step had no item (its claim
+/// creates it), so the clean-up records it cancelled, and its task, delivered after the
+/// cancel, starts nothing (a claim that would create it finds it cancelled).
+pub async fn a_run_cancelled_before_its_first_claim_never_starts_it(
+    store: Arc<dyn Store>,
+    unit: Duration,
+) {
+    let bed = Bed::new(store, unit);
+    let run_id = bed.start("linear", json!(5)).await;
+    bed.executor
+        .cancel(&run_id, "changed my mind")
+        .await
+        .unwrap();
+    assert_eq!(
+        bed.step(&run_id, "add-one").await.status,
+        StepStatus::Cancelled,
+        "recorded cancelled by the clean-up"
+    );
+    bed.executor
+        .execute(&task(run_id, "add-one", 1), None)
+        .await
+        .unwrap();
+    assert_eq!(bed.recorder.calls("add-one"), 0);
+    assert_eq!(
+        bed.step(&run_id, "add-one").await.status,
+        StepStatus::Cancelled
+    );
+}
+
 /// Lost answers: a claim, a wake and a run's final write that were applied but whose
 /// answers were lost (the store's retry met the write itself) are recognised as this
 /// worker's own: no task is dropped, nothing waits for a lease to lapse or for the
