@@ -255,6 +255,10 @@ impl Workflow {
         self.nodes.get(index).map(|node| (index, node))
     }
 
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter()
+    }
+
     pub(crate) fn roots(&self) -> impl Iterator<Item = (usize, &Node)> {
         self.nodes
             .iter()

@@ -102,22 +102,7 @@ impl Executor {
             .filter(|s| Self::flowed_on(&workflow, s))
             .map(|s| (&s.step_id, s.updated_at))
             .collect();
-        let mut gaps: HashSet<&StepId> = HashSet::new();
         let mut scheduled: Vec<(StepTask, Duration)> = Vec::new();
-        // A first step is created by its claim: missing once the run is as old as a stale
-        // ready step, its task was lost (a start that died before it dispatched).
-        if stale_before.is_none_or(|stale| run.created_at <= stale) {
-            for (_, root) in workflow.roots() {
-                if !existing.contains(&root.id) && gaps.insert(&root.id) {
-                    let task = StepTask {
-                        run_id: run.run_id,
-                        step_id: root.id.clone(),
-                        attempt: 1,
-                    };
-                    scheduled.push((task, Duration::ZERO));
-                }
-            }
-        }
         for step in &steps {
             let due_in = step.not_before.map_or(Duration::ZERO, |t| to_std(t - now));
             // Claims need the lease strictly lapsed: aim just past its end.
@@ -147,28 +132,26 @@ impl Executor {
                 };
                 scheduled.push((task, delay));
             }
-            if done.contains_key(&step.step_id)
-                && let Some((index, _)) = workflow.node(&step.step_id)
-            {
-                // A successor whose parents all flowed on but which is missing or still
-                // pending (a lost task, or a commit cut short before it told its
-                // successors): its task readies it from its parents.
-                for (_, successor) in workflow.successors_of(index) {
-                    // The sweep waits as for a ready step: until then its task is
-                    // probably under way (a single-parent step is created by its claim).
-                    let due = successor.parents.iter().all(|p| {
-                        done.get(p)
-                            .is_some_and(|at| stale_before.is_none_or(|stale| *at <= stale))
-                    });
-                    if due && !existing.contains(&successor.id) && gaps.insert(&successor.id) {
-                        let task = StepTask {
-                            run_id: run.run_id,
-                            step_id: successor.id.clone(),
-                            attempt: 1,
-                        };
-                        scheduled.push((task, Duration::ZERO));
-                    }
-                }
+        }
+        // A step missing or still pending although its parents all flowed on (for a first
+        // step: although the run started) as long ago as a stale ready step: a lost task,
+        // or a commit cut short before it told its successors. Until then its task is
+        // probably under way (first steps and single-parent ones are created by their
+        // claims). Its task creates or readies it.
+        let stale = |at: &DateTime<Utc>| stale_before.is_none_or(|stale| *at <= stale);
+        for node in workflow.nodes() {
+            let due = if node.parents.is_empty() {
+                stale(&run.created_at)
+            } else {
+                node.parents.iter().all(|p| done.get(p).is_some_and(&stale))
+            };
+            if due && !existing.contains(&node.id) {
+                let task = StepTask {
+                    run_id: run.run_id,
+                    step_id: node.id.clone(),
+                    attempt: 1,
+                };
+                scheduled.push((task, Duration::ZERO));
             }
         }
         for (task, delay) in &scheduled {
