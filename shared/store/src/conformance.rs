@@ -25,8 +25,8 @@ pub use guards::*;
 
 use crate::{
     ErrorInfo, NewRun, NewStep, Retention, RunGuard, RunId, RunQuery, RunStatus, RunTransition,
-    StateKey, StepClaim, StepCommit, StepId, StepOutcome, StepStatus, StepTransition, Store,
-    StoreError, Successor, WorkflowId, WorkflowRun,
+    StateKey, StepClaim, StepCommit, StepId, StepOutcome, StepOutput, StepStatus, StepTransition,
+    Store, StoreError, Successor, WorkflowId, WorkflowRun,
 };
 
 /// Generates one `#[tokio::test]` per conformance case. `$factory` is an async fn
@@ -281,7 +281,7 @@ pub async fn a_large_run_output_made_of_step_outputs_reads_back_whole(store: &dy
     }
     // WHEN the run completes with their combined output, naming the steps it is made of
     let outputs = store.load_outputs(&run.run_id, &leaves).await.unwrap();
-    let output = crate::combined_output(&leaves, outputs);
+    let output = crate::combined_output(&leaves, outputs.into_iter().map(StepOutput::into_pair));
     let done = RunTransition {
         expected_status: run.status,
         expected_version: run.version,

@@ -317,6 +317,14 @@ pub struct StepOutput {
     pub ttl: i64,
 }
 
+impl StepOutput {
+    /// The step and its value, as [`crate::combined_output`] takes them.
+    #[must_use]
+    pub fn into_pair(self) -> (StepId, Value) {
+        (self.step_id, self.output)
+    }
+}
+
 /// One run-scoped state entry, shared by the steps of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

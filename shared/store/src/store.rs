@@ -313,25 +313,24 @@ pub struct StepCommit {
     pub at: DateTime<Utc>,
 }
 
-/// A run's output from the stored outputs of the steps that make it up (its leaves): the
-/// one step's output, or with several an object of their outputs by step id (null for a
-/// step without one).
+/// A run's output from the outputs of the steps that make it up (its leaves), given as
+/// step id and value: the one step's output, or with several an object of their outputs
+/// by step id (null for a step without one). Outputs of other steps are ignored.
 #[must_use]
-pub fn combined_output(step_ids: &[StepId], outputs: Vec<StepOutput>) -> Value {
-    if let [only] = step_ids {
-        return outputs
-            .into_iter()
-            .find(|output| output.step_id == *only)
-            .map_or(Value::Null, |output| output.output);
+pub fn combined_output(
+    step_ids: &[StepId],
+    outputs: impl IntoIterator<Item = (StepId, Value)>,
+) -> Value {
+    let mut outputs = outputs.into_iter().filter(|(id, _)| step_ids.contains(id));
+    if let [_] = step_ids {
+        return outputs.next().map_or(Value::Null, |(_, output)| output);
     }
     let mut object: serde_json::Map<String, Value> = step_ids
         .iter()
         .map(|id| (id.to_string(), Value::Null))
         .collect();
-    for output in outputs {
-        if step_ids.contains(&output.step_id) {
-            object.insert(output.step_id.to_string(), output.output);
-        }
+    for (id, output) in outputs {
+        object.insert(id.to_string(), output);
     }
     Value::Object(object)
 }

@@ -373,23 +373,16 @@ impl Executor {
                 Err(error) => return Err(error.into()),
             }
         }
-        let mut outputs = if others.is_empty() {
+        let stored = if others.is_empty() {
             Vec::new()
         } else {
             self.store.load_outputs(run_id, &others).await?
         };
-        if let Some(commit) = committed
-            && let Some(output) = commit.outcome.output()
-        {
-            outputs.push(StepOutput {
-                run_id: *run_id,
-                step_id: commit.step_id.clone(),
-                output: output.clone(),
-                created_at: commit.at,
-                // Only the value is combined.
-                ttl: 0,
-            });
-        }
+        let in_hand = committed.and_then(|commit| {
+            let output = commit.outcome.output()?;
+            Some((commit.step_id.clone(), output.clone()))
+        });
+        let outputs = stored.into_iter().map(StepOutput::into_pair).chain(in_hand);
         let output = wf_store::combined_output(&leaves, outputs);
         match self
             .end_run(run_id, RunStatus::Completed, Some((output, leaves)), None)

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{Instrument, debug, info_span};
 use wf_store::{
-    LeaseFence, NewStep, RunGuard, RunStatus, StepClaim, StepExecution, StepOutcome, StepStatus,
-    StepTransition, StoreError, WorkflowRun,
+    LeaseFence, NewStep, RunGuard, RunStatus, StepClaim, StepExecution, StepOutcome, StepOutput,
+    StepStatus, StepTransition, StoreError, WorkflowRun,
 };
 
 use crate::dispatch::StepTask;
@@ -593,6 +593,7 @@ impl Executor {
                 .map_or(Value::Null, |o| o.output)),
             parents => {
                 let outputs = self.store.load_outputs(&run.run_id, parents).await?;
+                let outputs = outputs.into_iter().map(StepOutput::into_pair);
                 Ok(wf_store::combined_output(parents, outputs))
             }
         }

@@ -35,7 +35,11 @@ impl Partition {
         let outputs = resolve(&self.step_items, &self.output_items)?;
         if !run.output_from.is_empty() {
             let from = std::mem::take(&mut run.output_from);
-            run.output = Some(combined_output(&from, outputs.clone()));
+            let made_of = outputs
+                .iter()
+                .filter(|output| from.contains(&output.step_id))
+                .map(|output| output.clone().into_pair());
+            run.output = Some(combined_output(&from, made_of));
         }
         Ok(RunRecord {
             run,

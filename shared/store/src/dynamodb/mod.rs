@@ -736,9 +736,10 @@ impl Store for DynamoDbStore {
         }
         if !run.output_from.is_empty() {
             let from = std::mem::take(&mut run.output_from);
+            let outputs = self.load_outputs(run_id, &from).await?;
             run.output = Some(combined_output(
                 &from,
-                self.load_outputs(run_id, &from).await?,
+                outputs.into_iter().map(StepOutput::into_pair),
             ));
         }
         if run.status == crate::RunStatus::Completed {
