@@ -402,7 +402,7 @@ impl Executor {
     /// and running steps learn it at their next checkpoint or at their commit.
     /// `InvalidState` if the run has already ended.
     pub async fn cancel(&self, run_id: &RunId, reason: &str) -> Result<WorkflowRun, EngineError> {
-        let run = self.get_run(run_id).await?;
+        let run = self.get_run_head(run_id).await?;
         if run.status.is_terminal() {
             return Err(EngineError::InvalidState {
                 run_id: *run_id,

@@ -125,6 +125,17 @@ fn error_info(error: &StepError) -> ErrorInfo {
     ErrorInfo::new(error.code(), error.message())
 }
 
+/// A run read for a caller that named it: a missing run is `RunNotFound`.
+fn run_found(
+    run_id: &RunId,
+    read: Result<WorkflowRun, StoreError>,
+) -> Result<WorkflowRun, EngineError> {
+    match read {
+        Err(StoreError::NotFound { .. }) => Err(EngineError::RunNotFound { run_id: *run_id }),
+        other => Ok(other?),
+    }
+}
+
 /// How many times a claim or a commit that failed transiently is tried again by the
 /// executor, under the same lease token (each try is itself retried by the store). Past
 /// them the task fails and is delivered again; a claim whose every answer was lost then
@@ -299,11 +310,12 @@ impl Executor {
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, EngineError> {
-        match self.store.get_run(run_id).await {
-            Ok(run) => Ok(run),
-            Err(StoreError::NotFound { .. }) => Err(EngineError::RunNotFound { run_id: *run_id }),
-            Err(error) => Err(error.into()),
-        }
+        run_found(run_id, self.store.get_run(run_id).await)
+    }
+
+    /// The run item alone (status, version), without its steps' progress.
+    async fn get_run_head(&self, run_id: &RunId) -> Result<WorkflowRun, EngineError> {
+        run_found(run_id, self.store.get_run_head(run_id).await)
     }
 
     /// A JSON summary of the workflow definitions, for `GET /workflows`.

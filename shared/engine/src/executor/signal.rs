@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tracing::info;
-use wf_store::{RunId, StepStatus, StoreError};
+use wf_store::{RunId, StepStatus};
 
 use crate::dispatch::StepTask;
 use crate::error::EngineError;
@@ -28,14 +28,7 @@ impl Executor {
         name: &str,
         payload: &Value,
     ) -> Result<u32, EngineError> {
-        // The run item alone (its status and version), not the progress of its steps.
-        let run = match self.store.get_run_head(run_id).await {
-            Ok(run) => run,
-            Err(StoreError::NotFound { .. }) => {
-                return Err(EngineError::RunNotFound { run_id: *run_id });
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let run = self.get_run_head(run_id).await?;
         if run.status.is_terminal() {
             return Err(EngineError::InvalidState {
                 run_id: *run_id,
