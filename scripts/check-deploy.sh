@@ -21,6 +21,9 @@
 # Environment:
 #   WF_SAM_BUILD_MODE   debug (default) or release
 #   WF_SAM_BUILD_DIR    where sam build puts its artifacts (default target/sam-build)
+#   WF_SAM_BUILD_CLEAN  1: once checked, remove cargo lambda's intermediate build for the
+#                       Lambda target (about 1 GB; the artifacts stay). .ci/run sets it:
+#                       CI's disk is shared, and the test build comes after this one.
 #   AWS_DEFAULT_REGION  default us-east-1 (only for the SAM/cfn-lint region checks)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -138,4 +141,7 @@ for id in $functions; do
   [ "${header:36:4}" = "3e00" ] || fail "$artifact is not built for x86-64"
   echo "built $id: $(du -h "$artifact" | cut -f1) $artifact"
 done
+if [ "${WF_SAM_BUILD_CLEAN:-0}" = 1 ]; then
+  rm -rf "$repo/target/x86_64-unknown-linux-gnu" "$repo/target/lambda"
+fi
 echo "deploy checks: lint $((lint_done - started))s, sam build $((build_done - lint_done))s"
