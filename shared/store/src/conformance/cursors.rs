@@ -4,7 +4,8 @@
 
 use base64::Engine as _;
 
-use super::{seed_runs, t};
+use super::queries::seed_runs;
+use super::t;
 use crate::{Cursor, CursorKey, RunQuery, RunStatus, Store, StoreError, WorkflowId, WorkflowRun};
 
 fn encode(bytes: &[u8]) -> String {
