@@ -86,7 +86,7 @@ impl DynamoDbStore {
         let key = item::step_key(&transition.run_id, &transition.step_id);
         let actions = vec![
             self.run_guard_check(&transition.run_id, guard)?,
-            self.update_action(key, &super::transition_expr(transition)?)?,
+            self.update_action(key, &super::step_exprs::transition_expr(transition)?)?,
         ];
         match self.transact_guarded(actions).await? {
             None => Ok(()),
