@@ -5,6 +5,8 @@
 //! Calls hold a mutex over one connection for the few microseconds a statement takes; the
 //! embedded store serves one process, so this is simpler and faster than a pool.
 
+mod query;
+mod rows;
 mod schema;
 
 use std::path::Path;
@@ -13,22 +15,24 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::CursorKey;
 use crate::error::{ItemKind, StoreError};
 use crate::ids::{RunId, StateKey, StepId};
-use crate::keys;
 use crate::model::{
     RunRecord, StateEntry, StepExecution, StepOutput, StepStatus, WorkflowRun, to_millis,
 };
-use crate::records::{self, check_payload, step_key};
+use crate::records::{self, check_payload};
 use crate::store::{
     CommitReceipt, LeaseFence, NewRun, NewStep, Page, Retention, RunGuard, RunQuery, RunTransition,
     StepClaim, StepCommit, StepTransition, Store,
 };
-use crate::{Cursor, CursorKey};
+
+use rows::{
+    children, db_error, decode, decode_all, encode, find_run, find_step, get_body, insert_output,
+    insert_step, load_run, load_step, new_output, not_found, put_run, put_step,
+};
 
 /// A [`Store`] on SQLite.
 #[derive(Debug)]
@@ -36,27 +40,6 @@ pub struct SqliteStore {
     connection: Mutex<Connection>,
     retention: Retention,
     cursor_key: CursorKey,
-}
-
-fn db_error(error: rusqlite::Error) -> StoreError {
-    let retryable = matches!(
-        error.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    );
-    StoreError::backend("sqlite call failed", retryable, error)
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::backend("could not encode an item as JSON", false, e))
-}
-
-fn decode<T: DeserializeOwned>(kind: ItemKind, body: &str) -> Result<T, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::corrupt(kind, "body", e.to_string()))
-}
-
-fn not_found(kind: ItemKind, key: String) -> StoreError {
-    StoreError::NotFound { kind, key }
 }
 
 impl SqliteStore {
@@ -166,181 +149,6 @@ impl SqliteStore {
             Ok(deleted > 0)
         })
     }
-}
-
-fn get_body(
-    connection: &Connection,
-    sql: &str,
-    run_id: &RunId,
-    second_key: Option<&str>,
-) -> Result<Option<String>, StoreError> {
-    let run = run_id.to_string();
-    let result = match second_key {
-        Some(key) => connection
-            .query_row(sql, params![run, key], |row| row.get(0))
-            .optional(),
-        None => connection
-            .query_row(sql, params![run], |row| row.get(0))
-            .optional(),
-    };
-    result.map_err(db_error)
-}
-
-fn find_run(connection: &Connection, run_id: &RunId) -> Result<Option<WorkflowRun>, StoreError> {
-    get_body(
-        connection,
-        "SELECT body FROM runs WHERE run_id = ?1",
-        run_id,
-        None,
-    )?
-    .map(|body| decode(ItemKind::Run, &body))
-    .transpose()
-}
-
-fn load_run(connection: &Connection, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
-    find_run(connection, run_id)?.ok_or_else(|| not_found(ItemKind::Run, run_id.to_string()))
-}
-
-fn find_step(
-    connection: &Connection,
-    run_id: &RunId,
-    step_id: &StepId,
-) -> Result<Option<StepExecution>, StoreError> {
-    get_body(
-        connection,
-        "SELECT body FROM steps WHERE run_id = ?1 AND step_id = ?2",
-        run_id,
-        Some(step_id.as_str()),
-    )?
-    .map(|body| decode(ItemKind::Step, &body))
-    .transpose()
-}
-
-fn load_step(
-    connection: &Connection,
-    run_id: &RunId,
-    step_id: &StepId,
-) -> Result<StepExecution, StoreError> {
-    find_step(connection, run_id, step_id)?
-        .ok_or_else(|| not_found(ItemKind::Step, step_key(run_id, step_id)))
-}
-
-fn put_run(connection: &Connection, run: &WorkflowRun) -> Result<(), StoreError> {
-    connection
-        .execute(
-            "INSERT INTO runs (run_id, workflow_id, status, resource_id, sort_key, body, ttl)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (run_id) DO UPDATE SET status = excluded.status,
-                 body = excluded.body, ttl = excluded.ttl",
-            params![
-                run.run_id.to_string(),
-                run.workflow_id.as_str(),
-                run.status.as_str(),
-                run.resource_id,
-                keys::listing_sort_key(run.created_at, &run.run_id),
-                encode(run)?,
-                run.ttl,
-            ],
-        )
-        .map_err(db_error)?;
-    Ok(())
-}
-
-/// Creates a step; `Conflict` if it exists.
-fn insert_step(
-    connection: &Connection,
-    run_id: &RunId,
-    step: &NewStep,
-    at: DateTime<Utc>,
-    retention: &Retention,
-) -> Result<StepExecution, StoreError> {
-    if find_step(connection, run_id, &step.step_id)?.is_some() {
-        return Err(StoreError::Conflict {
-            kind: ItemKind::Step,
-            key: step_key(run_id, &step.step_id),
-            reason: "the step already exists",
-        });
-    }
-    let record = records::new_step(run_id, step, at, retention);
-    put_step(connection, &record)?;
-    Ok(record)
-}
-
-fn put_step(connection: &Connection, step: &StepExecution) -> Result<(), StoreError> {
-    connection
-        .execute(
-            "INSERT OR REPLACE INTO steps (run_id, step_id, body, ttl) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                step.run_id.to_string(),
-                step.step_id.as_str(),
-                encode(step)?,
-                step.ttl
-            ],
-        )
-        .map_err(db_error)?;
-    Ok(())
-}
-
-fn insert_output(connection: &Connection, output: &StepOutput) -> Result<(), StoreError> {
-    let exists = get_body(
-        connection,
-        "SELECT body FROM outputs WHERE run_id = ?1 AND step_id = ?2",
-        &output.run_id,
-        Some(output.step_id.as_str()),
-    )?
-    .is_some();
-    if exists {
-        return Err(StoreError::Conflict {
-            kind: ItemKind::Output,
-            key: step_key(&output.run_id, &output.step_id),
-            reason: "the step already has an output",
-        });
-    }
-    connection
-        .execute(
-            "INSERT INTO outputs (run_id, step_id, body, ttl) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                output.run_id.to_string(),
-                output.step_id.as_str(),
-                encode(output)?,
-                output.ttl
-            ],
-        )
-        .map_err(db_error)?;
-    Ok(())
-}
-
-fn decode_all<T: DeserializeOwned>(
-    connection: &Connection,
-    kind: ItemKind,
-    sql: &str,
-    run_id: &RunId,
-) -> Result<Vec<T>, StoreError> {
-    let mut statement = connection.prepare_cached(sql).map_err(db_error)?;
-    let bodies = statement
-        .query_map(params![run_id.to_string()], |row| row.get::<_, String>(0))
-        .map_err(db_error)?;
-    bodies
-        .map(|body| decode(kind, &body.map_err(db_error)?))
-        .collect()
-}
-
-fn new_output(
-    run_id: &RunId,
-    step_id: &StepId,
-    output: &Value,
-    at: DateTime<Utc>,
-    retention: &Retention,
-) -> Result<StepOutput, StoreError> {
-    check_payload("output", &encode(output)?)?;
-    let at = to_millis(at);
-    Ok(StepOutput {
-        run_id: *run_id,
-        step_id: step_id.clone(),
-        output: output.clone(),
-        created_at: at,
-        ttl: retention.child_ttl(at),
-    })
 }
 
 #[async_trait]
@@ -675,71 +483,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<WorkflowRun>, StoreError> {
-        let limit = query.page_size()?;
-        let lower = query
-            .created_from
-            .map_or_else(String::new, keys::listing_lower_bound);
-        let mut upper = query
-            .created_to
-            .map_or_else(|| "~".to_owned(), keys::listing_upper_bound);
-        let cursor_key = query
-            .cursor
-            .as_ref()
-            .map(|cursor| cursor.position(&self.cursor_key, query))
-            .transpose()?;
-        if let Some(key) = &cursor_key {
-            upper = upper.min(key.clone());
-        }
-        self.read(|c| {
-            let mut statement = c
-                .prepare_cached(
-                    "SELECT body FROM runs
-                     WHERE (?1 IS NULL OR workflow_id = ?1)
-                       AND (?2 IS NULL OR status = ?2)
-                       AND (?3 IS NULL OR resource_id = ?3)
-                       AND sort_key >= ?4 AND sort_key <= ?5
-                     ORDER BY sort_key DESC",
-                )
-                .map_err(db_error)?;
-            let rows = statement
-                .query_map(
-                    params![
-                        query.workflow_id.as_ref().map(crate::WorkflowId::as_str),
-                        query.status.map(crate::RunStatus::as_str),
-                        query.resource_id,
-                        lower,
-                        upper,
-                    ],
-                    |row| row.get::<_, String>(0),
-                )
-                .map_err(db_error)?;
-            let mut items = Vec::new();
-            let mut more = false;
-            for body in rows {
-                let run: WorkflowRun = decode(ItemKind::Run, &body.map_err(db_error)?)?;
-                let key = keys::listing_sort_key(run.created_at, &run.run_id);
-                if cursor_key.as_ref() == Some(&key) || !query.matches(&run) {
-                    continue;
-                }
-                if items.len() == limit {
-                    more = true;
-                    break;
-                }
-                items.push(run.summary());
-            }
-            let next = more
-                .then(|| {
-                    items.last().map(|r| {
-                        Cursor::issue(
-                            &self.cursor_key,
-                            query,
-                            &keys::listing_sort_key(r.created_at, &r.run_id),
-                        )
-                    })
-                })
-                .flatten();
-            Ok(Page { items, next })
-        })
+        self.list_page(query)
     }
 
     async fn export_run(&self, run_id: &RunId) -> Result<RunRecord, StoreError> {
@@ -885,30 +629,4 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
-}
-
-type Children = (Vec<StepExecution>, Vec<StepOutput>, Vec<StateEntry>);
-
-/// Every step, output and state item of a run, by key.
-fn children(c: &Connection, run_id: &RunId) -> Result<Children, StoreError> {
-    Ok((
-        decode_all(
-            c,
-            ItemKind::Step,
-            "SELECT body FROM steps WHERE run_id = ?1 ORDER BY step_id",
-            run_id,
-        )?,
-        decode_all(
-            c,
-            ItemKind::Output,
-            "SELECT body FROM outputs WHERE run_id = ?1 ORDER BY step_id",
-            run_id,
-        )?,
-        decode_all(
-            c,
-            ItemKind::State,
-            "SELECT body FROM state WHERE run_id = ?1 ORDER BY key",
-            run_id,
-        )?,
-    ))
 }
