@@ -178,6 +178,8 @@ impl<'a> Graph<'a> {
 pub(crate) fn status_class(step: Option<&StepExecution>) -> &'static str {
     match step.map(|s| s.status) {
         None => "not-started",
+        // A join every parent has told waits only for its claim, as a ready step does.
+        Some(StepStatus::Pending) if step.is_some_and(StepExecution::joined) => "ready",
         Some(StepStatus::Pending) => "pending",
         Some(StepStatus::Ready) => "ready",
         Some(StepStatus::Running) => "running",

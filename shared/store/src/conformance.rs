@@ -69,6 +69,7 @@ macro_rules! conformance_suite {
             a_guarded_create_applies_only_while_the_run_is_unchanged,
             commit_writes_status_output_successors_and_progress,
             fan_in_successor_is_ready_only_after_every_parent,
+            a_join_is_claimable_only_once_every_parent_is_in,
             duplicate_commit_conflicts_and_changes_nothing,
             retrying_and_waiting_commits_park_the_step,
             a_commit_after_a_cancel_request_conflicts_and_writes_nothing,

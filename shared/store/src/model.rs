@@ -66,9 +66,12 @@ impl RunStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StepStatus {
-    /// Waiting for some of its parents.
+    /// Waiting for some of its parents; a join stays `PENDING` once the last one is in,
+    /// and is claimed from it (see [`StepExecution::joined`]): no write only to mark it
+    /// ready.
     Pending,
-    /// Every parent is done; may be claimed.
+    /// May be claimed: created ready (a first step, a single parent's successor), or a
+    /// join made ready by recovery or redrive.
     Ready,
     /// Claimed by a worker that holds the lease.
     Running,
@@ -315,6 +318,16 @@ pub struct StepOutput {
     pub created_at: DateTime<Utc>,
     /// Expiry, epoch seconds.
     pub ttl: i64,
+}
+
+impl StepExecution {
+    /// A join every parent has told: claimable while `PENDING`, as if `READY`.
+    #[must_use]
+    pub fn joined(&self) -> bool {
+        self.status == StepStatus::Pending
+            && self.parents_total > 0
+            && u32::try_from(self.parents_done.len()).unwrap_or(u32::MAX) >= self.parents_total
+    }
 }
 
 impl StepOutput {

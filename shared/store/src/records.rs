@@ -155,6 +155,7 @@ pub(crate) fn claimed_step(
     }
     let claimable = match current.status {
         StepStatus::Ready | StepStatus::Retrying => true,
+        StepStatus::Pending => current.joined(),
         StepStatus::Waiting => claim.wake.is_some(),
         StepStatus::Running => current
             .lease
@@ -354,7 +355,11 @@ pub(crate) fn successor_after(
             &NewStep {
                 step_id: successor.step_id.clone(),
                 execution_index: successor.execution_index,
-                status: StepStatus::Pending,
+                status: if successor.parents_total <= 1 {
+                    StepStatus::Ready
+                } else {
+                    StepStatus::Pending
+                },
                 parents_total: successor.parents_total,
                 not_before: None,
             },
@@ -362,12 +367,9 @@ pub(crate) fn successor_after(
             retention,
         ),
     };
+    // A join stays pending once every parent is in: its claim takes it from there.
     step.parents_done.insert(commit.step_id.clone());
     step.updated_at = at;
-    let all_done = u32::try_from(step.parents_done.len()).unwrap_or(u32::MAX) >= step.parents_total;
-    if step.status == StepStatus::Pending && all_done {
-        step.status = StepStatus::Ready;
-    }
     Some(step)
 }
 

@@ -248,7 +248,7 @@ impl Executor {
             }
             Some(step)
                 if !step.status.is_terminal()
-                    && step.status != StepStatus::Pending
+                    && (step.status != StepStatus::Pending || step.joined())
                     && step.attempt == task.attempt =>
             {
                 Ok(step)
@@ -259,9 +259,13 @@ impl Executor {
             Err(StoreError::NotFound { .. }) if node.parents.len() <= 1 => {
                 return self.unborn(run, workflow, index, node).await;
             }
-            // Absent, or a pending join of an open run: maybe a parent's telling was lost.
+            // Absent, or a join of an open run still waiting for a parent: maybe a parent's
+            // telling was lost.
             Err(StoreError::NotFound { .. }) => {}
-            Ok(step) if step.status == StepStatus::Pending && !run.status.is_terminal() => {}
+            Ok(step)
+                if step.status == StepStatus::Pending
+                    && !step.joined()
+                    && !run.status.is_terminal() => {}
             Ok(step) => return Ok(Some(Located::Stored(Box::new(step)))),
             Err(error) => return Err(error.into()),
         }
@@ -382,7 +386,7 @@ impl Executor {
                 }
                 Some(step)
             }
-            StepStatus::Pending => None,
+            StepStatus::Pending if !step.joined() => None,
             _ => Some(step),
         })
     }

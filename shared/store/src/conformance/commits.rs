@@ -101,9 +101,12 @@ pub async fn fan_in_successor_is_ready_only_after_every_parent(store: &dyn Store
         .collect();
     let results = futures::future::join_all(commits.iter().map(|c| store.commit_step(c))).await;
     let receipts: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    // Every parent in: the join stays pending, and is claimable (no write only to mark it
+    // ready).
     let join = store.get_step(&run.run_id, &step("join")).await.unwrap();
-    assert_eq!(join.status, StepStatus::Ready);
+    assert_eq!(join.status, StepStatus::Pending);
     assert_eq!(join.parents_done.len(), 3);
+    assert!(join.joined());
     // The parent whose record completed the set reports the join; so does a retry of any
     // commit whose answer was lost, while the join is still ready.
     let reported = [(step("join"), 1)];
@@ -115,6 +118,69 @@ pub async fn fan_in_successor_is_ready_only_after_every_parent(store: &dyn Store
         assert_eq!(store.commit_step(commit).await.unwrap().ready, reported);
     }
     assert_eq!(store.get_run(&run.run_id).await.unwrap().completed_steps, 3);
+    // Claimed straight from PENDING, once; then no retried commit reports it any more.
+    let claimed = store
+        .claim_step(&claim(&run, "join", 1, "w", t(2)))
+        .await
+        .unwrap();
+    assert_eq!(claimed.status, StepStatus::Running);
+    assert_conflict(
+        store.claim_step(&claim(&run, "join", 1, "w2", t(3))).await,
+        "a second claim of the running join",
+    );
+    assert!(
+        store
+            .commit_step(&commits[0])
+            .await
+            .unwrap()
+            .ready
+            .is_empty()
+    );
+}
+
+pub async fn a_join_is_claimable_only_once_every_parent_is_in(store: &dyn Store) {
+    let request = new_run("docs", t(0));
+    let run = store
+        .create_run(&request, &[ready("p1", 0), ready("p2", 1)])
+        .await
+        .unwrap();
+    let tell = |parent: &str| {
+        let mut c = commit(
+            &run,
+            parent,
+            parent,
+            StepOutcome::Completed {
+                output: json!(parent),
+            },
+        );
+        c.successors = vec![successor("join", 2, 2)];
+        c
+    };
+    store
+        .claim_step(&claim(&run, "p1", 1, "p1", t(1)))
+        .await
+        .unwrap();
+    let first = store.commit_step(&tell("p1")).await.unwrap();
+    assert!(first.ready.is_empty(), "one parent of two: {first:?}");
+    let waiting = store.get_step(&run.run_id, &step("join")).await.unwrap();
+    assert_eq!(waiting.status, StepStatus::Pending);
+    assert!(!waiting.joined());
+    assert_conflict(
+        store.claim_step(&claim(&run, "join", 1, "w", t(2))).await,
+        "a claim of a join with a parent still out",
+    );
+    store
+        .claim_step(&claim(&run, "p2", 1, "p2", t(3)))
+        .await
+        .unwrap();
+    let last = store.commit_step(&tell("p2")).await.unwrap();
+    assert_eq!(last.ready, [(step("join"), 1)]);
+    let claimed = store
+        .claim_step(&claim(&run, "join", 1, "w", t(4)))
+        .await
+        .unwrap();
+    assert_eq!(claimed.status, StepStatus::Running);
+    assert_eq!(claimed.parents_done.len(), 2);
 }
 
 pub async fn duplicate_commit_conflicts_and_changes_nothing(store: &dyn Store) {

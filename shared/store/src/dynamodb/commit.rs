@@ -125,8 +125,8 @@ impl DynamoDbStore {
         }
     }
 
-    /// Tells one successor that this parent is done (idempotent). Its attempt if it is
-    /// ready: created so, or every parent is in and it was `READY` after this write.
+    /// Tells one successor that this parent is done (idempotent). Its attempt if it may
+    /// be claimed: created ready, or every parent is in.
     async fn tell_successor(
         &self,
         commit: &StepCommit,
@@ -177,26 +177,10 @@ impl DynamoDbStore {
             });
         };
         let join = item::step_from_item(&joined)?;
-        let complete =
-            u32::try_from(join.parents_done.len()).unwrap_or(u32::MAX) >= join.parents_total;
-        if !complete || join.status != StepStatus::Pending {
-            return Ok((complete && join.status == StepStatus::Ready).then_some(join.attempt));
-        }
-        let mut ready = Expr::default();
-        ready
-            .set("status", s(StepStatus::Ready.as_str()))
-            .set("updatedAt", millis(to_millis(commit.at)))
-            .require_eq("status", s(StepStatus::Pending.as_str()));
-        Ok(match self.try_update(key, &ready).await? {
-            Updated::Applied(_) => Some(join.attempt),
-            // Another parent's try made it ready first, or it moved on since.
-            Updated::Refused(old) => old
-                .as_ref()
-                .map(item::step_from_item)
-                .transpose()?
-                .filter(|join| join.status == StepStatus::Ready)
-                .map(|join| join.attempt),
-        })
+        // Every parent in: the join stays pending and its claim takes it from there (see
+        // `StepExecution::joined`), so no write only to mark it ready. A join made ready
+        // by recovery or redrive is reported too.
+        Ok((join.joined() || join.status == StepStatus::Ready).then_some(join.attempt))
     }
 }
 

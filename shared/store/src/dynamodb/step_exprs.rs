@@ -8,8 +8,8 @@ use crate::model::{StepStatus, to_millis};
 use crate::records;
 use crate::store::{Retention, StepClaim, StepTransition};
 
-/// The update and condition of a claim: `RUNNING` under a lease, from `READY`, `RETRYING`
-/// (or `WAITING` for a wake) at the claimed attempt, or from `RUNNING` once its lease
+/// The update and condition of a claim: `RUNNING` under a lease, from `READY`, `RETRYING`,
+/// a joined `PENDING` (or `WAITING` for a wake) at the claimed attempt, or from `RUNNING` once its lease
 /// lapsed; creating the step when `if_absent` says so and it is absent.
 pub(super) fn claim_expr(claim: &StepClaim, retention: &Retention) -> Result<Expr, StoreError> {
     let now = to_millis(claim.now);
@@ -31,14 +31,17 @@ pub(super) fn claim_expr(claim: &StepClaim, retention: &Retention) -> Result<Exp
             }
         }
     }
-    let (status, lease_until, attempt) = (
+    let (status, lease_until, attempt, parents_done, parents_total) = (
         expr.name("status"),
         expr.name("leaseUntil"),
         expr.name("attempt"),
+        expr.name("parentsDone"),
+        expr.name("parentsTotal"),
     );
-    let (ready, retrying, running, now_value, claimed_attempt) = (
+    let (ready, retrying, pending, running, now_value, claimed_attempt) = (
         expr.value(s(StepStatus::Ready.as_str())),
         expr.value(s(StepStatus::Retrying.as_str())),
+        expr.value(s(StepStatus::Pending.as_str())),
         expr.value(s(StepStatus::Running.as_str())),
         expr.value(millis(now)),
         expr.value(n(claim.attempt)),
@@ -51,8 +54,10 @@ pub(super) fn claim_expr(claim: &StepClaim, retention: &Retention) -> Result<Exp
         }
         None => String::new(),
     };
+    // A join every parent has told is claimed from PENDING (`StepExecution::joined`).
     let claimable = format!(
         "({attempt} = {claimed_attempt} AND ({status} IN ({ready}, {retrying}{waiting}) OR \
+             ({status} = {pending} AND size({parents_done}) >= {parents_total}) OR \
              ({status} = {running} AND \
              (attribute_not_exists({lease_until}) OR {lease_until} < {now_value}))))"
     );

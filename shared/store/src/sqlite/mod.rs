@@ -346,7 +346,7 @@ impl Store for SqliteStore {
                     put_step(tx, next)?;
                 }
                 if let Some(now) = next.or(existing)
-                    && now.status == StepStatus::Ready
+                    && (now.status == StepStatus::Ready || now.joined())
                 {
                     receipt.ready.push((now.step_id, now.attempt));
                 }
