@@ -23,6 +23,7 @@ use crate::telemetry::{NoObserver, Observer};
 
 mod commit;
 mod finish;
+mod locate;
 mod redrive;
 mod repair;
 mod signal;
