@@ -59,6 +59,7 @@ pub(crate) async fn finished_run(
                 lease_until: at + TimeDelta::seconds(60),
                 if_absent: None,
                 wake: None,
+                park: None,
             })
             .await
             .unwrap();

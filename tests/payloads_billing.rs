@@ -121,6 +121,7 @@ async fn costs(store: &OffloadStore, meter: &Meter, bytes: usize) -> BTreeMap<&'
             lease_until: at + Duration::seconds(60),
             if_absent: None,
             wake: None,
+            park: None,
         })
         .await
         .unwrap();

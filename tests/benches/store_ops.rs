@@ -78,6 +78,7 @@ async fn one_run(store: &dyn Store, ddb: Option<&DynamoDbStore>, tally: &mut Tal
         lease_until: now + TimeDelta::seconds(60),
         if_absent: None,
         wake: None,
+        park: None,
     };
     let (started, before) = (Instant::now(), ddb.map(DynamoDbStore::capacity));
     store.claim_step(&claim).await.unwrap();

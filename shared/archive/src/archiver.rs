@@ -262,6 +262,7 @@ mod tests {
             lease_until: at + Duration::seconds(30),
             if_absent: None,
             wake: None,
+            park: None,
         };
         store.claim_step(&claim).await.unwrap();
         store

@@ -68,6 +68,7 @@ fn claim(run_id: RunId, at: DateTime<Utc>) -> StepClaim {
         lease_until: at + Duration::seconds(60),
         if_absent: None,
         wake: None,
+        park: None,
     }
 }
 

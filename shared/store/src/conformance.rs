@@ -66,6 +66,7 @@ macro_rules! conformance_suite {
             claim_fails_while_lease_is_held_and_succeeds_after_it_lapses,
             claim_with_wrong_attempt_conflicts,
             a_claim_may_create_an_absent_step,
+            a_parking_claim_parks_the_step_at_once,
             a_guarded_create_applies_only_while_the_run_is_unchanged,
             commit_writes_status_output_successors_and_progress,
             fan_in_successor_is_ready_only_after_every_parent,
@@ -158,6 +159,7 @@ fn claim(run: &WorkflowRun, id: &str, attempt: u32, owner: &str, now: DateTime<U
         lease_until: now + TimeDelta::seconds(30),
         if_absent: None,
         wake: None,
+        park: None,
     }
 }
 

@@ -42,7 +42,7 @@ pub use sqlite::SqliteStore;
 
 pub use store::{
     CommitReceipt, LeaseFence, MAX_PAGE_SIZE, MAX_SUCCESSORS_PER_COMMIT, NewRun, NewStep, Page,
-    Retention, RunGuard, RunQuery, RunTransition, StepClaim, StepCommit, StepOutcome,
+    Park, Retention, RunGuard, RunQuery, RunTransition, StepClaim, StepCommit, StepOutcome,
     StepTransition, Store, Successor, combined_output,
 };
 

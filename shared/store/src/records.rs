@@ -186,6 +186,13 @@ pub(crate) fn claimed_step(
     // redrive has since reopened (an ended run's steps are not claimed).
     step.cancel_requested = false;
     step.committed_by = None;
+    if let Some(park) = &claim.park {
+        step.status = StepStatus::Waiting;
+        step.lease = None;
+        step.not_before = Some(to_millis(park.until));
+        step.waiting_for.clone_from(&park.signal);
+        step.committed_by = Some(claim.owner.clone());
+    }
     Ok(step)
 }
 

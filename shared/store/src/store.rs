@@ -166,6 +166,20 @@ pub struct StepClaim {
     /// step may also be claimed from `Waiting`, and this becomes its `not_before`, which
     /// marks it woken. Saves the write that would make it `Ready` first.
     pub wake: Option<DateTime<Utc>>,
+    /// For a sleep's or a wait's first run, which does nothing but park: the claim parks
+    /// the step at once (`Waiting` until then, for that signal, no lease, `committed_by`
+    /// this claim's `owner`, by which a retry after a lost answer knows it). Saves the
+    /// commit that would park it after a claim.
+    pub park: Option<Park>,
+}
+
+/// How a claim parks its step (see [`StepClaim::park`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Park {
+    /// When it is due: the sleep's end, or the wait's timeout.
+    pub until: DateTime<Utc>,
+    /// The signal a wait waits for; `None` for a sleep.
+    pub signal: Option<String>,
 }
 
 /// A conditional step transition that needs no lease (wake a waiting step, cancel a

@@ -6,8 +6,9 @@
 //! - An output too large to store fails the step (`output_too_large`); the failure then
 //!   flows on exactly as any failure of the step would (on to its successors and counted
 //!   as done with `continue_on_error`, ending the run without).
-//! - A wait parks with one commit; a signal stored before the commit is seen by the
-//!   check that follows it, and one stored after it finds the step `WAITING` and wakes it.
+//! - A wait parks with one write (its first claim, or a commit); a signal stored before
+//!   that write is seen by the check that follows it, and one stored after it finds the
+//!   step `WAITING` and wakes it.
 
 use std::time::Duration;
 
@@ -175,6 +176,33 @@ impl Executor {
         retry_transient("commit", || self.store.commit_step(commit)).await
     }
 
+    /// What follows a step's parking (by its commit, or by its claim): its wake task,
+    /// due `until`, and for a wait one more look for its signal, since a signal that
+    /// arrived between the wait's check and its parking found the step not yet `WAITING`
+    /// and woke nothing.
+    pub(super) async fn after_park(
+        &self,
+        this: StepTask,
+        until: Option<DateTime<Utc>>,
+        signal: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        if let Some(until) = until {
+            self.dispatcher
+                .dispatch(std::slice::from_ref(&this), to_std(until - now))
+                .await?;
+        }
+        if let Some(signal) = signal
+            && self
+                .store
+                .has_state(&this.run_id, &signal_key(signal)?)
+                .await?
+        {
+            self.dispatcher.dispatch(&[this], Duration::ZERO).await?;
+        }
+        Ok(())
+    }
+
     #[allow(
         clippy::too_many_arguments,
         reason = "the commit's parts as its caller holds them; a struct would only rename them"
@@ -221,21 +249,8 @@ impl Executor {
                 return Ok((Vec::new(), Duration::ZERO));
             }
             StepOutcome::Waiting { until, signal } => {
-                if let Some(until) = until {
-                    self.dispatcher
-                        .dispatch(std::slice::from_ref(&this), to_std(*until - now))
-                        .await?;
-                }
-                // A signal that arrived between the wait's check and its commit found
-                // the step not yet WAITING and woke nothing: look once more.
-                if let Some(signal) = signal
-                    && self
-                        .store
-                        .has_state(&run.run_id, &signal_key(signal)?)
-                        .await?
-                {
-                    self.dispatcher.dispatch(&[this], Duration::ZERO).await?;
-                }
+                self.after_park(this, *until, signal.as_deref(), now)
+                    .await?;
                 return Ok((Vec::new(), Duration::ZERO));
             }
             StepOutcome::Failed { error } if !node.config.continue_on_error => {

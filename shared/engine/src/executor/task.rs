@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{Instrument, debug, info_span};
 use wf_store::{
-    LeaseFence, RunGuard, RunStatus, StepClaim, StepExecution, StepOutcome, StepOutput, StepStatus,
-    StoreError, WorkflowRun,
+    LeaseFence, Park, RunGuard, RunStatus, StepClaim, StepExecution, StepOutcome, StepOutput,
+    StepStatus, StoreError, WorkflowRun,
 };
 
 use crate::dispatch::StepTask;
@@ -122,6 +122,12 @@ impl Executor {
                 }
             };
         self.check_time_to_start(node, deadline)?;
+        // A sleep's or a wait's first run does nothing but park: its claim parks it.
+        let park = if woke {
+            None
+        } else {
+            self.park_of(&run, node, now).await?
+        };
         let claim = StepClaim {
             run_id: run.run_id,
             step_id: task.step_id.clone(),
@@ -131,25 +137,10 @@ impl Executor {
             lease_until: after(now, node.config.timeout + self.config.lease_margin),
             if_absent,
             wake: woken_at,
+            park,
         };
-        let claimed = match self.claim_with_retries(&claim).await {
-            Ok(step) => step,
-            Err(StoreError::Conflict { .. }) => {
-                // A retry after a lost answer meets its own claim: the lease is ours.
-                let current = self.store.get_step(&run.run_id, &task.step_id).await?;
-                if !holds_lease(&current, claim.attempt, &claim.owner) {
-                    if current.status.is_terminal() {
-                        // Our look was stale: the step had finished. Its follow-up may
-                        // still be owed, as for any task of a finished step.
-                        self.follow_up_terminal_step(&run, &workflow, node, &current)
-                            .await?;
-                    }
-                    debug!("step is leased by another worker or moved on; dropped");
-                    return Ok(nothing);
-                }
-                current
-            }
-            Err(error) => return Err(error.into()),
+        let Some(claimed) = self.claim_or_own(&claim, &run, &workflow, node).await? else {
+            return Ok(nothing);
         };
         self.observer.on_event(&Event::StepStarted {
             run_id: run.run_id,
@@ -158,6 +149,10 @@ impl Executor {
         });
         if run.status == RunStatus::Pending {
             self.open_run(&run, now).await?;
+        }
+        if let Some(park) = &claim.park {
+            self.parked(&claimed, park, now).await?;
+            return Ok(nothing);
         }
         let clock_start = tokio::time::Instant::now();
         let outcome = self
@@ -213,6 +208,89 @@ impl Executor {
 
     /// `NoTimeToStart` unless a task node's timeout and the margin fit before `deadline`:
     /// Lambda would otherwise stop the step mid-run.
+    /// How a node's first run parks, when that is all it does: a sleep until its end, a
+    /// wait until its timeout unless its signal is already in (then it runs, and completes
+    /// with the payload).
+    async fn park_of(
+        &self,
+        run: &WorkflowRun,
+        node: &Node,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Park>, EngineError> {
+        Ok(match &node.kind {
+            NodeKind::Sleep { duration } => Some(Park {
+                until: after(now, *duration),
+                signal: None,
+            }),
+            NodeKind::WaitSignal { signal, timeout } => {
+                let sent = self
+                    .store
+                    .has_state(&run.run_id, &signal_key(signal)?)
+                    .await?;
+                (!sent).then(|| Park {
+                    until: after(now, *timeout),
+                    signal: Some(signal.clone()),
+                })
+            }
+            NodeKind::Task { .. } => None,
+        })
+    }
+
+    /// Claims the step; after a conflict, the step as stored if the claim is ours after
+    /// all (a retry after a lost answer met it: the lease is ours, or the step is parked
+    /// by this very claim). `None`: another worker has it, or it moved on.
+    async fn claim_or_own(
+        &self,
+        claim: &StepClaim,
+        run: &WorkflowRun,
+        workflow: &Workflow,
+        node: &Node,
+    ) -> Result<Option<StepExecution>, EngineError> {
+        match self.claim_with_retries(claim).await {
+            Ok(step) => Ok(Some(step)),
+            Err(StoreError::Conflict { .. }) => {
+                let current = self.store.get_step(&run.run_id, &claim.step_id).await?;
+                if holds_lease(&current, claim.attempt, &claim.owner) || parked_by(&current, claim)
+                {
+                    return Ok(Some(current));
+                }
+                if current.status.is_terminal() {
+                    // Our look was stale: the step had finished. Its follow-up may still be
+                    // owed, as for any task of a finished step.
+                    self.follow_up_terminal_step(run, workflow, node, &current)
+                        .await?;
+                }
+                debug!("step is leased by another worker or moved on; dropped");
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// What follows a claim that parked its step: the same as a parking commit.
+    async fn parked(
+        &self,
+        claimed: &StepExecution,
+        park: &Park,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        self.observer.on_event(&Event::StepFinished {
+            run_id: claimed.run_id,
+            step_id: claimed.step_id.clone(),
+            attempt: claimed.attempt,
+            status: StepStatus::Waiting,
+            duration_ms: 0,
+            error: None,
+        });
+        let this = StepTask {
+            run_id: claimed.run_id,
+            step_id: claimed.step_id.clone(),
+            attempt: claimed.attempt,
+        };
+        self.after_park(this, Some(park.until), park.signal.as_deref(), now)
+            .await
+    }
+
     fn check_time_to_start(
         &self,
         node: &Node,
@@ -449,6 +527,14 @@ impl Executor {
 }
 
 /// Whether `step` is running at `attempt` under the lease token `owner`.
+/// Whether `claim` parked `step` (see `StepClaim::park`), and it has not woken since.
+fn parked_by(step: &StepExecution, claim: &StepClaim) -> bool {
+    claim.park.is_some()
+        && step.status == StepStatus::Waiting
+        && step.attempt == claim.attempt
+        && step.committed_by.as_deref() == Some(claim.owner.as_str())
+}
+
 pub(super) fn holds_lease(step: &StepExecution, attempt: u32, owner: &str) -> bool {
     step.status == StepStatus::Running
         && step.attempt == attempt

@@ -371,15 +371,15 @@ pub async fn an_oversized_output_of_a_step_that_continues_on_error_flows_on(
     assert_eq!((run.completed_steps, run.total_steps), (3, 3));
 }
 
-/// Scenario 8: A signal sent between a wait's check for it and the wait's commit wakes the wait.
+/// Scenario 8: A signal sent between a wait's check for it and the wait's parking (its first
+/// claim) wakes the wait.
 pub async fn a_signal_sent_while_the_wait_parks_is_seen(store: Arc<dyn Store>, unit: Duration) {
     let faults = Interleave::new(Arc::clone(&store));
     let mut bed = Bed::new(Arc::clone(&faults) as Arc<dyn Store>, unit);
+    // The wait parks by its first claim: hold that write until the signal has been sent.
     let gate = faults.hold(|call| {
-        matches!(call, Call::CommitStep(c) if matches!(
-            &c.outcome,
-            wf_store::StepOutcome::Waiting { signal: Some(_), .. }
-        ))
+        matches!(call, Call::ClaimStep(c)
+            if c.park.as_ref().is_some_and(|park| park.signal.is_some()))
     });
     let run_id = bed.start("approval", json!({ "doc": "d-9" })).await;
     let executor = Arc::clone(&bed.executor);

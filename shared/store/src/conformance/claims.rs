@@ -1,10 +1,11 @@
 //! Conformance cases for claims: exactly one of racing claims wins, a lease holds until it
-//! lapses, and a claim may create the step it claims (under the run guard).
+//! lapses, a claim may create the step it claims (under the run guard), and a sleep's or
+//! a wait's first claim parks the step at once.
 
 use serde_json::json;
 
 use super::{assert_conflict, cancelled, claim, commit, run_with_ready_step, step, t};
-use crate::{NewStep, RunGuard, StepClaim, StepOutcome, StepStatus, Store, StoreError};
+use crate::{NewStep, Park, RunGuard, StepClaim, StepOutcome, StepStatus, Store, StoreError};
 
 pub async fn claim_race_exactly_one_wins(store: &dyn Store) {
     let run = run_with_ready_step(store, t(0)).await;
@@ -201,6 +202,76 @@ pub async fn a_guarded_create_applies_only_while_the_run_is_unchanged(store: &dy
         store.claim_step(&creating).await,
         "a claim of a cancelled step",
     );
+    assert_eq!(
+        store.get_step(&run.run_id, &step("b")).await.unwrap(),
+        created
+    );
+}
+
+pub async fn a_parking_claim_parks_the_step_at_once(store: &dyn Store) {
+    // GIVEN a run with a ready wait `a`
+    let run = run_with_ready_step(store, t(0)).await;
+    let parking = |owner: &str| StepClaim {
+        park: Some(Park {
+            until: t(60_000),
+            signal: Some("approved".into()),
+        }),
+        ..claim(&run, "a", 1, owner, t(1))
+    };
+    // WHEN its first claim parks it THEN it waits, leased to nobody, marked by the claim
+    let parked = store.claim_step(&parking("w")).await.unwrap();
+    assert_eq!(parked.status, StepStatus::Waiting);
+    assert_eq!(parked.lease, None);
+    assert_eq!(parked.not_before, Some(t(60_000)));
+    assert_eq!(parked.waiting_for.as_deref(), Some("approved"));
+    assert_eq!(parked.committed_by.as_deref(), Some("w"));
+    assert_eq!(parked.started_at, Some(t(1)));
+    assert_eq!(
+        store.get_step(&run.run_id, &step("a")).await.unwrap(),
+        parked
+    );
+    // AND a retry after a lost answer, or any other claim but a wake, is refused, and the
+    // step still names the claim that parked it
+    assert_conflict(store.claim_step(&parking("w")).await, "a parking retried");
+    assert_conflict(
+        store.claim_step(&claim(&run, "a", 1, "v", t(2))).await,
+        "a plain claim of a parked step",
+    );
+    let found = store.get_step(&run.run_id, &step("a")).await.unwrap();
+    assert_eq!(found.committed_by.as_deref(), Some("w"));
+    // WHEN it is woken THEN its wake claims it, keeping when it started
+    let woken = store
+        .claim_step(&StepClaim {
+            wake: Some(t(3)),
+            ..claim(&run, "a", 1, "v", t(3))
+        })
+        .await
+        .unwrap();
+    assert_eq!(woken.status, StepStatus::Running);
+    assert_eq!(woken.not_before, Some(t(3)));
+    assert_eq!(woken.started_at, Some(t(1)));
+    assert_eq!(woken.committed_by, None);
+
+    // AND a sleep not created yet is created parked by its first claim
+    let sleep = StepClaim {
+        if_absent: Some(NewStep {
+            step_id: step("b"),
+            execution_index: 1,
+            status: StepStatus::Ready,
+            parents_total: 1,
+            not_before: None,
+        }),
+        park: Some(Park {
+            until: t(5_000),
+            signal: None,
+        }),
+        ..claim(&run, "b", 1, "s", t(4))
+    };
+    let created = store.claim_step(&sleep).await.unwrap();
+    assert_eq!(created.status, StepStatus::Waiting);
+    assert_eq!(created.not_before, Some(t(5_000)));
+    assert_eq!(created.waiting_for, None);
+    assert_eq!(created.execution_index, 1);
     assert_eq!(
         store.get_step(&run.run_id, &step("b")).await.unwrap(),
         created

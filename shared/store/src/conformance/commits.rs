@@ -274,6 +274,7 @@ pub async fn retrying_and_waiting_commits_park_the_step(store: &dyn Store) {
     );
     let wake = StepClaim {
         wake: Some(t(60_000)),
+        park: None,
         ..claim(&run, "a", 2, "w3", t(70_000))
     };
     let woken = store.claim_step(&wake).await.unwrap();

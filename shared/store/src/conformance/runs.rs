@@ -135,6 +135,7 @@ pub async fn missing_items_are_not_found(store: &dyn Store) {
         lease_until: t(1),
         if_absent: None,
         wake: None,
+        park: None,
     };
     assert!(
         store

@@ -14,19 +14,45 @@ use crate::store::{Retention, StepClaim, StepTransition};
 pub(super) fn claim_expr(claim: &StepClaim, retention: &Retention) -> Result<Expr, StoreError> {
     let now = to_millis(claim.now);
     let mut expr = Expr::default();
-    expr.set("status", s(StepStatus::Running.as_str()))
-        .set("leaseOwner", s(claim.owner.clone()))
-        .set("leaseUntil", millis(to_millis(claim.lease_until)))
-        .set_if_absent("startedAt", millis(now))
+    expr.set_if_absent("startedAt", millis(now))
         .set("updatedAt", millis(now))
-        .remove("cancelRequested")
-        .remove("committedBy");
+        .remove("cancelRequested");
+    match &claim.park {
+        None => {
+            expr.set("status", s(StepStatus::Running.as_str()))
+                .set("leaseOwner", s(claim.owner.clone()))
+                .set("leaseUntil", millis(to_millis(claim.lease_until)))
+                .remove("committedBy");
+        }
+        // Parked by the claim itself: no lease, and this claim's token to know it by.
+        Some(park) => {
+            expr.set("status", s(StepStatus::Waiting.as_str()))
+                .set("notBefore", millis(to_millis(park.until)))
+                .set_or_remove("waitingFor", park.signal.clone().map(s))
+                .set("committedBy", s(claim.owner.clone()))
+                .remove("leaseOwner")
+                .remove("leaseUntil");
+        }
+    }
     if let Some(new) = &claim.if_absent {
         // Created by this update when absent: the new step's own attributes, kept
         // as they are when it exists.
         let created = item::step_item(&records::absent_step(claim, new, retention))?;
         for (attr, value) in created {
-            if !matches!(attr.as_str(), "PK" | "SK" | "status" | "updatedAt") {
+            // Not those the claim sets itself: one update may not name a path twice.
+            if !matches!(
+                attr.as_str(),
+                "PK" | "SK"
+                    | "status"
+                    | "updatedAt"
+                    | "startedAt"
+                    | "notBefore"
+                    | "waitingFor"
+                    | "committedBy"
+                    | "leaseOwner"
+                    | "leaseUntil"
+                    | "cancelRequested"
+            ) {
                 expr.set_if_absent(&attr, value);
             }
         }
