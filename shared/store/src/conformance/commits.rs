@@ -1,17 +1,18 @@
 //! Conformance cases for commits: a commit writes status, output, successors and progress
-//! at once, joins are ready after their last parent, parked steps wait for a wake, and a
+//! at once, joins are claimable once their last parent is in, parked steps wait for a wake, and a
 //! cancelled run takes no commit. Also state entries and plain step transitions.
 
-use serde_json::json;
 use std::collections::BTreeSet;
+
+use serde_json::json;
 
 use super::{
     assert_conflict, cancelled, claim, commit, new_run, ready, run_with_ready_step, step,
     successor, t, without_input,
 };
 use crate::{
-    ErrorInfo, RunGuard, StateKey, StepClaim, StepOutcome, StepStatus, StepTransition, Store,
-    StoreError,
+    ErrorInfo, RunGuard, StateKey, StepClaim, StepCommit, StepOutcome, StepStatus, StepTransition,
+    Store, StoreError, WorkflowRun,
 };
 
 pub async fn commit_writes_status_output_successors_and_progress(store: &dyn Store) {
@@ -68,6 +69,21 @@ pub async fn commit_writes_status_output_successors_and_progress(store: &dyn Sto
     assert_eq!(ids, ["a", "b", "c"]);
 }
 
+/// Parent `parent`'s commit (claimed by a worker of its name), completing with its name as
+/// output, telling the join `join` of `parents` parents.
+fn joining(run: &WorkflowRun, parent: &str, parents: u32) -> StepCommit {
+    let mut done = commit(
+        run,
+        parent,
+        parent,
+        StepOutcome::Completed {
+            output: json!(parent),
+        },
+    );
+    done.successors = vec![successor("join", parents, parents)];
+    done
+}
+
 pub async fn fan_in_successor_is_ready_only_after_every_parent(store: &dyn Store) {
     let request = new_run("docs", t(0));
     let parents = ["p1", "p2", "p3"];
@@ -86,18 +102,7 @@ pub async fn fan_in_successor_is_ready_only_after_every_parent(store: &dyn Store
     // Three parents commit concurrently; the join becomes ready exactly once.
     let commits: Vec<_> = parents
         .iter()
-        .map(|parent| {
-            let mut c = commit(
-                &run,
-                parent,
-                parent,
-                StepOutcome::Completed {
-                    output: json!(parent),
-                },
-            );
-            c.successors = vec![successor("join", 3, 3)];
-            c
-        })
+        .map(|parent| joining(&run, parent, 3))
         .collect();
     let results = futures::future::join_all(commits.iter().map(|c| store.commit_step(c))).await;
     let receipts: Vec<_> = results.into_iter().map(Result::unwrap).collect();
@@ -144,23 +149,11 @@ pub async fn a_join_is_claimable_only_once_every_parent_is_in(store: &dyn Store)
         .create_run(&request, &[ready("p1", 0), ready("p2", 1)])
         .await
         .unwrap();
-    let tell = |parent: &str| {
-        let mut c = commit(
-            &run,
-            parent,
-            parent,
-            StepOutcome::Completed {
-                output: json!(parent),
-            },
-        );
-        c.successors = vec![successor("join", 2, 2)];
-        c
-    };
     store
         .claim_step(&claim(&run, "p1", 1, "p1", t(1)))
         .await
         .unwrap();
-    let first = store.commit_step(&tell("p1")).await.unwrap();
+    let first = store.commit_step(&joining(&run, "p1", 2)).await.unwrap();
     assert!(first.ready.is_empty(), "one parent of two: {first:?}");
     let waiting = store.get_step(&run.run_id, &step("join")).await.unwrap();
     assert_eq!(waiting.status, StepStatus::Pending);
@@ -173,7 +166,7 @@ pub async fn a_join_is_claimable_only_once_every_parent_is_in(store: &dyn Store)
         .claim_step(&claim(&run, "p2", 1, "p2", t(3)))
         .await
         .unwrap();
-    let last = store.commit_step(&tell("p2")).await.unwrap();
+    let last = store.commit_step(&joining(&run, "p2", 2)).await.unwrap();
     assert_eq!(last.ready, [(step("join"), 1)]);
     let claimed = store
         .claim_step(&claim(&run, "join", 1, "w", t(4)))

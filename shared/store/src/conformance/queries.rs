@@ -1,8 +1,9 @@
 //! Conformance cases for listing runs: every filter pages through all its runs, time
 //! ranges are inclusive, and bad cursors and limits are refused.
 
-use serde_json::json;
 use std::collections::BTreeMap;
+
+use serde_json::json;
 
 use super::{new_run, t};
 use crate::{RunQuery, RunStatus, RunTransition, Store, StoreError, WorkflowId, WorkflowRun};

@@ -1,8 +1,9 @@
 //! Conformance cases for retention: every item carries its `ttl`, and a run can be
 //! deleted, exported and imported whole (or its children alone, for the archive).
 
-use serde_json::json;
 use std::time::Duration;
+
+use serde_json::json;
 
 use super::{
     assert_conflict, claim, commit, new_run, ready, run_with_ready_step, step, successor, t,
