@@ -197,13 +197,16 @@ const MEMORY_GB: f64 = 0.125;
 const STEP_FUNCTIONS_STANDARD: f64 = 25.0;
 const DURABLE_FUNCTIONS: f64 = 8.2;
 
-async fn billed_profile(
-    registry: fn() -> Registry,
-    workflow: &str,
-    input: Value,
-    runs: u32,
-    signal: Option<(&str, Value)>,
-) -> Value {
+/// An executor on a fresh DynamoDB Local table whose store bills what AWS would, a
+/// dispatcher that counts what it sends, and a runner whose looks are not billed.
+struct BilledBed {
+    store: Arc<DynamoDbStore>,
+    executor: Arc<Executor>,
+    dispatcher: Arc<Counting>,
+    runner: LocalRunner,
+}
+
+async fn billed_bed(registry: fn() -> Registry) -> BilledBed {
     let local = require_dynamodb();
     let client = dynamodb_client(local.endpoint()).await;
     let table = unique_table_name("bench_billed");
@@ -229,10 +232,31 @@ async fn billed_profile(
         store.table().to_owned(),
         Retention::default(),
     );
-    let mut runner = LocalRunner::new(Arc::clone(&executor), receiver)
+    let runner = LocalRunner::new(Arc::clone(&executor), receiver)
         .with_budget(Duration::from_secs(300))
         .with_max_running(1)
         .with_watch_store(Arc::new(watch));
+    BilledBed {
+        store,
+        executor,
+        dispatcher,
+        runner,
+    }
+}
+
+async fn billed_profile(
+    registry: fn() -> Registry,
+    workflow: &str,
+    input: Value,
+    runs: u32,
+    signal: Option<(&str, Value)>,
+) -> Value {
+    let BilledBed {
+        store,
+        executor,
+        dispatcher,
+        mut runner,
+    } = billed_bed(registry).await;
     let before = store.billed();
     let local_before = store.capacity();
     let mut starting = Duration::ZERO;
@@ -302,6 +326,41 @@ async fn billed_profile(
     })
 }
 
+/// What the minute sweep bills for an open run with nothing to do: approval runs parked on
+/// their signal wait (the sweep looks at every open run every minute).
+async fn sweep_profile(runs: u32) -> Value {
+    let BilledBed {
+        store,
+        executor,
+        mut runner,
+        ..
+    } = billed_bed(examples).await;
+    for _ in 0..runs {
+        let request = StartRequest {
+            workflow_id: "approval".into(),
+            input: sample("approval.json"),
+            ..StartRequest::default()
+        };
+        let run_id = executor.start(request).await.unwrap().run.run_id;
+        let outcome = runner.run(&run_id, Duration::from_secs(10)).await.unwrap();
+        assert!(
+            matches!(outcome, RunnerOutcome::Parked { .. }),
+            "{outcome:?}"
+        );
+    }
+    let before = store.billed();
+    let report = executor.sweep(Duration::from_secs(900)).await.unwrap();
+    let billed = store.billed().since(&before);
+    assert_eq!((report.runs_checked, report.tasks_dispatched), (runs, 0));
+    let rru = billed.read_units / f64::from(runs);
+    json!({
+        "openRuns": runs,
+        "rruPerOpenRun": rru,
+        "wruPerOpenRun": billed.write_units / f64::from(runs),
+        "dollarsPerMillionOpenRunDays": rru * RRU * 1440.0,
+    })
+}
+
 fn sample(name: &str) -> Value {
     let path = wf_integration_tests::workspace_root()
         .join("shared/workflows/inputs")
@@ -358,6 +417,7 @@ async fn main() {
             )
             .await,
         },
+        "sweep": sweep_profile(20).await,
         "notes": "DynamoDB Local reports transactional writes at 4x the item units (AWS bills 2x); `billed` applies AWS's rules to the real item sizes; see README cost model",
     });
     let dir = wf_integration_tests::workspace_root().join("target/bench");

@@ -159,7 +159,11 @@ impl Executor {
                 .dispatch(std::slice::from_ref(task), *delay)
                 .await?;
         }
-        let finished = self.finish_if_done(&run.run_id, &workflow, None).await?;
+        // The listing (a consistent read) already shows whether every leaf flowed on: only
+        // then is the run's end worth its reads. Most open runs are not done, and the sweep
+        // looks at each of them every minute.
+        let leaves_done = workflow.leaves().all(|leaf| done.contains_key(&leaf.id));
+        let finished = leaves_done && self.finish_if_done(&run.run_id, &workflow, None).await?;
         Ok((u32::try_from(scheduled.len()).unwrap_or(u32::MAX), finished))
     }
 
