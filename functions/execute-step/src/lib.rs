@@ -22,7 +22,7 @@ use futures::StreamExt as _;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::{Instrument as _, error, info, info_span, warn};
-use wf_engine::{EngineError, StepTask};
+use wf_engine::{EngineError, StepTask, SweepCadence};
 use wf_lambda::{ApiError, Deps, ErrorCode};
 
 /// Records of one batch executed at the same time.
@@ -34,6 +34,13 @@ pub const START_MARGIN: Duration = Duration::from_secs(10);
 
 /// Ready or retrying steps untouched for this long count as lost dispatches in a sweep.
 pub const SWEEP_STALE_AFTER: Duration = Duration::from_secs(300);
+
+/// The scheduled sweep looks at a young run every minute and at an old one (from about
+/// two and a half hours) every 15 minutes, the interval at which a long sleep's message
+/// hops anyway: a run that waits for days costs a read a quarter hour, not a minute.
+pub const SWEEP_CADENCE: SweepCadence = SweepCadence {
+    max_interval: Duration::from_secs(900),
+};
 
 /// The `eventSource` of every record SQS delivers.
 pub const SQS_EVENT_SOURCE: &str = "aws:sqs";
@@ -114,11 +121,12 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Api
         Delivery::Sweep => {
             let report = deps
                 .executor
-                .sweep(SWEEP_STALE_AFTER)
+                .sweep_at_cadence(SWEEP_STALE_AFTER, SWEEP_CADENCE)
                 .await
                 .map_err(ApiError::from)?;
             info!(
                 runs_checked = report.runs_checked,
+                runs_deferred = report.runs_deferred,
                 tasks_dispatched = report.tasks_dispatched,
                 runs_finished = report.runs_finished,
                 "sweep done"

@@ -205,6 +205,10 @@ async fn the_scheduled_event_sweeps_lost_dispatches() {
     let report = invoke(&deps, event("execute-step-sweep"), Context::default()).await;
     assert_eq!(report["runsChecked"], 1, "{report}");
     assert_eq!(
+        report["runsDeferred"], 0,
+        "a young run is looked at every minute: {report}"
+    );
+    assert_eq!(
         report["tasksDispatched"], 0,
         "a fresh step is not stale: {report}"
     );

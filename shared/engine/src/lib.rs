@@ -29,7 +29,7 @@ pub use dispatch::{
 #[cfg(feature = "sqs")]
 pub use dispatch::{MAX_SQS_DELAY, SqsDispatcher};
 pub use error::{EngineError, InputError, ResultExt, StepError};
-pub use executor::{Executor, ExecutorConfig, StartRequest, Started, SweepReport};
+pub use executor::{Executor, ExecutorConfig, StartRequest, Started, SweepCadence, SweepReport};
 pub use registry::Registry;
 pub use retry::{Backoff, RetryPolicy, StepConfig};
 pub use step::StepContext;

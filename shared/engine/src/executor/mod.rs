@@ -88,6 +88,45 @@ pub struct SweepReport {
     pub runs_finished: u32,
     /// Runs that could not be swept (an error, logged and reported); the others were.
     pub runs_skipped: u32,
+    /// Open runs left for a later sweep by the cadence (see [`SweepCadence`]).
+    pub runs_deferred: u32,
+}
+
+/// How often the sweep looks at one open run. A young run is looked at by every sweep; an
+/// older one every tenth of its age, at most `max_interval` apart, each run on minutes of
+/// its own so that the old runs of a table are spread over the sweeps. Each look is a
+/// query of the run's steps (about 1 RRU), so a run that waits for days would otherwise
+/// cost a read a minute; the price is that stranded work of an old run (a lost dispatch, a
+/// dead worker) waits up to `max_interval` instead of a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepCadence {
+    /// The longest time between two looks at one run (one minute: every sweep).
+    pub max_interval: Duration,
+}
+
+impl SweepCadence {
+    /// Every open run by every sweep.
+    pub const EVERY_SWEEP: Self = Self {
+        max_interval: Duration::from_secs(60),
+    };
+
+    /// Whether the sweep of the minute `now` falls in looks at the run `run_id`, created
+    /// at `created_at`.
+    #[must_use]
+    pub fn looks_at(&self, run_id: &RunId, created_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let age_minutes = u64::try_from((now - created_at).num_minutes()).unwrap_or(0);
+        let every = (age_minutes / 10).clamp(1, (self.max_interval.as_secs() / 60).max(1));
+        if every == 1 {
+            return true;
+        }
+        // A stable number per run (its id's characters), so each run keeps its minutes.
+        let spread = run_id
+            .to_string()
+            .bytes()
+            .fold(0_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let minute = u64::try_from(now.timestamp() / 60).unwrap_or(0);
+        (minute.wrapping_add(spread)) % every == 0
+    }
 }
 
 /// Runs workflows against a store and a dispatcher.

@@ -11,7 +11,7 @@ use crate::dispatch::StepTask;
 use crate::error::EngineError;
 use crate::telemetry::Event;
 
-use super::{Executor, SweepReport, to_std};
+use super::{Executor, SweepCadence, SweepReport, to_std};
 
 impl Executor {
     /// Finds stranded work in open runs and dispatches it again: ready or retrying steps
@@ -24,7 +24,19 @@ impl Executor {
     /// cannot handle is logged, reported (`runs_skipped`, and an
     /// [`Event::RunNotRecovered`]) and passed over; only a failure to list runs is an error.
     pub async fn sweep(&self, stale_after: Duration) -> Result<SweepReport, EngineError> {
+        self.sweep_at_cadence(stale_after, SweepCadence::EVERY_SWEEP)
+            .await
+    }
+
+    /// [`Self::sweep`], looking at each open run only as often as `cadence` says (the
+    /// scheduled sweep of the Lambda functions spreads old runs over 15 minutes).
+    pub async fn sweep_at_cadence(
+        &self,
+        stale_after: Duration,
+        cadence: SweepCadence,
+    ) -> Result<SweepReport, EngineError> {
         let mut report = SweepReport::default();
+        let now = self.clock.now();
         for status in [RunStatus::Pending, RunStatus::Running, RunStatus::Waiting] {
             let mut query = RunQuery {
                 status: Some(status),
@@ -34,6 +46,10 @@ impl Executor {
             loop {
                 let page = self.store.list_runs(&query).await?;
                 for run in &page.items {
+                    if !cadence.looks_at(&run.run_id, run.created_at, now) {
+                        report.runs_deferred += 1;
+                        continue;
+                    }
                     report.runs_checked += 1;
                     match self.sweep_run(run, stale_after).await {
                         Ok((dispatched, finished)) => {
@@ -174,5 +190,104 @@ impl Executor {
             run_id: run.run_id,
             code: error.code().to_owned(),
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed expectation must panic"
+)]
+mod tests {
+    use chrono::{DateTime, TimeDelta, Utc};
+    use wf_store::RunId;
+
+    use super::SweepCadence;
+
+    const QUARTER_HOUR: SweepCadence = SweepCadence {
+        max_interval: std::time::Duration::from_secs(900),
+    };
+
+    /// How many of `minutes` consecutive sweeps from `from` look at a run `age` old at each
+    /// of them (a fixed age, so a fixed interval).
+    fn looks(
+        cadence: SweepCadence,
+        run_id: &RunId,
+        age: TimeDelta,
+        from: DateTime<Utc>,
+        minutes: i64,
+    ) -> usize {
+        (0..minutes)
+            .filter(|m| {
+                let now = from + TimeDelta::minutes(*m);
+                cadence.looks_at(run_id, now - age, now)
+            })
+            .count()
+    }
+
+    #[test]
+    fn young_runs_are_looked_at_by_every_sweep() {
+        let from = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        for n in 0..50 {
+            let run_id = RunId::at(from - TimeDelta::seconds(n));
+            assert_eq!(
+                looks(QUARTER_HOUR, &run_id, TimeDelta::minutes(19), from, 30),
+                30
+            );
+        }
+    }
+
+    #[test]
+    fn old_runs_are_looked_at_once_per_interval_each_on_its_own_minutes() {
+        let from = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let mut offsets = std::collections::BTreeSet::new();
+        for n in 0..50 {
+            let run_id = RunId::at(from - TimeDelta::days(5) - TimeDelta::seconds(n));
+            // Days old: once in every 15 minutes, never two sweeps in a row.
+            for start in 0..15 {
+                let window = from + TimeDelta::minutes(start);
+                assert_eq!(
+                    looks(QUARTER_HOUR, &run_id, TimeDelta::days(5), window, 15),
+                    1
+                );
+            }
+            // An hour old: every sixth minute.
+            assert_eq!(
+                looks(QUARTER_HOUR, &run_id, TimeDelta::hours(1), from, 60),
+                10
+            );
+            let first = (0..15)
+                .find(|m| {
+                    looks(
+                        QUARTER_HOUR,
+                        &run_id,
+                        TimeDelta::days(5),
+                        from + TimeDelta::minutes(*m),
+                        1,
+                    ) == 1
+                })
+                .unwrap();
+            offsets.insert(first);
+        }
+        assert!(
+            offsets.len() > 5,
+            "runs are spread over the minutes: {offsets:?}"
+        );
+    }
+
+    #[test]
+    fn every_sweep_looks_at_every_run() {
+        let from = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let run_id = RunId::at(from - TimeDelta::days(30));
+        assert_eq!(
+            looks(
+                SweepCadence::EVERY_SWEEP,
+                &run_id,
+                TimeDelta::days(30),
+                from,
+                60
+            ),
+            60
+        );
     }
 }
