@@ -200,14 +200,12 @@ impl Executor {
 
     /// Claims, retrying transient failures with the same lease token: a claim applied but
     /// answered by a timeout or a 5xx is then met by its own retry and recognised (the
-    /// conflict path below sees our lease), instead of leaving the step under a lease
-    /// nobody holds until it lapses.
+    /// conflict path of `claim_or_own` sees our lease), instead of leaving the step under
+    /// a lease nobody holds until it lapses.
     async fn claim_with_retries(&self, claim: &StepClaim) -> Result<StepExecution, StoreError> {
         retry_transient("claim", || self.store.claim_step(claim)).await
     }
 
-    /// `NoTimeToStart` unless a task node's timeout and the margin fit before `deadline`:
-    /// Lambda would otherwise stop the step mid-run.
     /// How a node's first run parks, when that is all it does: a sleep until its end, a
     /// wait until its timeout unless its signal is already in (then it runs, and completes
     /// with the payload).
@@ -291,6 +289,8 @@ impl Executor {
             .await
     }
 
+    /// `NoTimeToStart` unless a task node's timeout and the margin fit before `deadline`:
+    /// Lambda would otherwise stop the step mid-run.
     fn check_time_to_start(
         &self,
         node: &Node,
