@@ -328,6 +328,12 @@ impl StepExecution {
             && self.parents_total > 0
             && u32::try_from(self.parents_done.len()).unwrap_or(u32::MAX) >= self.parents_total
     }
+
+    /// `READY`, or a join every parent has told: what a commit reports as ready.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.status == StepStatus::Ready || self.joined()
+    }
 }
 
 impl StepOutput {

@@ -180,7 +180,7 @@ impl DynamoDbStore {
         // Every parent in: the join stays pending and its claim takes it from there (see
         // `StepExecution::joined`), so no write only to mark it ready. A join made ready
         // by recovery or redrive is reported too.
-        Ok((join.joined() || join.status == StepStatus::Ready).then_some(join.attempt))
+        Ok(join.is_ready().then_some(join.attempt))
     }
 }
 

@@ -20,9 +20,7 @@ use serde_json::Value;
 use crate::CursorKey;
 use crate::error::{ItemKind, StoreError};
 use crate::ids::{RunId, StateKey, StepId};
-use crate::model::{
-    RunRecord, StateEntry, StepExecution, StepOutput, StepStatus, WorkflowRun, to_millis,
-};
+use crate::model::{RunRecord, StateEntry, StepExecution, StepOutput, WorkflowRun, to_millis};
 use crate::records::{self, check_payload};
 use crate::store::{
     CommitReceipt, LeaseFence, NewRun, NewStep, Page, Retention, RunGuard, RunQuery, RunTransition,
@@ -346,7 +344,7 @@ impl Store for SqliteStore {
                     put_step(tx, next)?;
                 }
                 if let Some(now) = next.or(existing)
-                    && (now.status == StepStatus::Ready || now.joined())
+                    && now.is_ready()
                 {
                     receipt.ready.push((now.step_id, now.attempt));
                 }
