@@ -21,6 +21,14 @@ use super::finish::Cancelled;
 use super::locate::Located;
 use super::{Executor, after, error_info, retry_transient, signal_key, to_std};
 
+/// A sleep's or a wait's first run, as known before its claim (see `first_run_of`).
+enum FirstRun {
+    /// It only parks: its claim parks it.
+    Park(Park),
+    /// A wait whose signal is already in: it completes with this payload.
+    Signalled(Value),
+}
+
 impl Executor {
     /// Executes a task, then, while exactly one successor is ready and `budget` (the time
     /// left in this invocation) allows, chains it here instead of dispatching it. Without a
@@ -122,11 +130,12 @@ impl Executor {
                 }
             };
         self.check_time_to_start(node, deadline)?;
-        // A sleep's or a wait's first run does nothing but park: its claim parks it.
-        let park = if woke {
-            None
-        } else {
-            self.park_of(&run, node, now).await?
+        // A sleep's or a wait's first run does nothing but park (its claim parks it), or
+        // completes with a signal already in.
+        let (park, signalled) = match self.first_run_of(&run, node, woke, now).await? {
+            Some(FirstRun::Park(park)) => (Some(park), None),
+            Some(FirstRun::Signalled(payload)) => (None, Some(payload)),
+            None => (None, None),
         };
         let claim = StepClaim {
             run_id: run.run_id,
@@ -155,9 +164,13 @@ impl Executor {
             return Ok(nothing);
         }
         let clock_start = tokio::time::Instant::now();
-        let outcome = self
-            .run_node(&run, &workflow, node, woke, input, &claimed, now)
-            .await?;
+        let outcome = match signalled {
+            Some(output) => StepOutcome::Completed { output },
+            None => {
+                self.run_node(&run, &workflow, node, woke, input, &claimed, now)
+                    .await?
+            }
+        };
         let duration_ms = u64::try_from(clock_start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.finish_attempt(&run, &workflow, index, node, &claimed, outcome, duration_ms)
             .await
@@ -206,30 +219,38 @@ impl Executor {
         retry_transient("claim", || self.store.claim_step(claim)).await
     }
 
-    /// How a node's first run parks, when that is all it does: a sleep until its end, a
-    /// wait until its timeout unless its signal is already in (then it runs, and completes
-    /// with the payload).
-    async fn park_of(
+    /// What a sleep's or a wait's first run comes to, known before its claim: a sleep
+    /// parks until its end; a wait completes with its signal if it is already in (read
+    /// once, here), and parks until its timeout otherwise. `None` for a task, or a node
+    /// that woke.
+    async fn first_run_of(
         &self,
         run: &WorkflowRun,
         node: &Node,
+        woke: bool,
         now: DateTime<Utc>,
-    ) -> Result<Option<Park>, EngineError> {
+    ) -> Result<Option<FirstRun>, EngineError> {
+        if woke {
+            return Ok(None);
+        }
         Ok(match &node.kind {
-            NodeKind::Sleep { duration } => Some(Park {
+            NodeKind::Sleep { duration } => Some(FirstRun::Park(Park {
                 until: after(now, *duration),
                 signal: None,
-            }),
-            NodeKind::WaitSignal { signal, timeout } => {
-                let sent = self
+            })),
+            NodeKind::WaitSignal { signal, timeout } => Some(
+                match self
                     .store
-                    .has_state(&run.run_id, &signal_key(signal)?)
-                    .await?;
-                (!sent).then(|| Park {
-                    until: after(now, *timeout),
-                    signal: Some(signal.clone()),
-                })
-            }
+                    .get_state(&run.run_id, &signal_key(signal)?)
+                    .await?
+                {
+                    Some(payload) => FirstRun::Signalled(payload),
+                    None => FirstRun::Park(Park {
+                        until: after(now, *timeout),
+                        signal: Some(signal.clone()),
+                    }),
+                },
+            ),
             NodeKind::Task { .. } => None,
         })
     }
